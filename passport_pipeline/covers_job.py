@@ -1,0 +1,241 @@
+"""The monthly cover job: the month's users → one cover step per user → record the month."""
+
+
+
+import json
+from dataclasses import dataclass
+
+from dagster import (
+    AssetMaterialization,
+    AssetObservation,
+    Config,
+    DynamicOut,
+    DynamicOutput,
+    Failure,
+    MetadataValue,
+    OpExecutionContext,
+    Out,
+    Output,
+    graph,
+    op,
+)
+from pydantic import Field
+
+from passport_pipeline.domain.images import inspect_image
+from passport_pipeline.domain.keys import cover_key
+from passport_pipeline.domain.months import InvalidMonthError, Month
+from passport_pipeline.domain.prompt import build_prompt
+from passport_pipeline.domain.records import CoverRecord, CoverRequest, CoverStatus, UserTask
+from passport_pipeline.domain.summary import preview_markdown, summarize_month
+from passport_pipeline.partitions import monthly_partitions
+from passport_pipeline.policies import cover_retry_policy
+from passport_pipeline.resources.app_db import AppDatabase
+from passport_pipeline.resources.cover_keys import CoverKeys
+from passport_pipeline.resources.image_model import ImageModel, PermanentImageModelError
+from passport_pipeline.resources.image_store import ImageStore
+
+COVERS_ASSET = "passport_covers"
+GEMINI_POOL = "gemini"
+HALT_TAG = "passport/halted"
+
+
+class MonthUsersConfig(Config):
+    user_ids: list[int] | None = Field(
+        default=None,
+        description="Only these users (default: everyone with a visit in the month).",
+    )
+    force_regenerate: bool = Field(
+        default=False,
+        description="Call the image model even for users whose cover for the month is stored.",
+    )
+
+
+@dataclass(frozen=True)
+class MonthPlan:
+    month: str
+    user_ids: list[int]
+    unknown_user_ids: list[int]
+
+
+def run_month(context: OpExecutionContext) -> Month:
+    if not context.has_partition_key:
+        raise Failure(
+            "this job runs for one month: launch it for a partition, e.g. "
+            "--tags '{\"dagster/partition\": \"2026-10\"}'",
+            allow_retries=False,
+        )
+    try:
+        return Month.parse(context.partition_key)
+    except InvalidMonthError as error:
+        raise Failure(f"partition key: {error}", allow_retries=False) from None
+
+
+@op(out={"plan": Out(MonthPlan), "users": DynamicOut(UserTask)})
+def month_users(
+    context: OpExecutionContext,
+    config: MonthUsersConfig,
+    app_db: AppDatabase,
+    image_model: ImageModel,
+    cover_keys: CoverKeys,
+):
+    """Find the month's users (a visit in the month, Seoul calendar) or take the listed ones,
+    check that the image model answers at all, and fan out one cover step per user."""
+    month = run_month(context)
+    image_model.preflight()
+    cover_keys.resolve_secret()
+    unknown: list[int] = []
+    if config.user_ids is None:
+        user_ids = app_db.month_user_ids(month)
+    else:
+        requested = list(dict.fromkeys(config.user_ids))
+        known = app_db.existing_user_ids(requested)
+        user_ids = [user_id for user_id in requested if user_id in known]
+        unknown = [user_id for user_id in requested if user_id not in known]
+        if unknown:
+            context.log.warning(f"skipping user ids that do not exist: {unknown}")
+    context.log.info(f"{month}: {len(user_ids)} users to cover")
+    context.log_event(
+        AssetObservation(
+            asset_key=COVERS_ASSET,
+            partition=month.key,
+            metadata={"total": len(user_ids), "unknown_user_ids": MetadataValue.json(unknown)},
+        )
+    )
+    yield Output(MonthPlan(month.key, user_ids, unknown), output_name="plan")
+    for user_id in user_ids:
+        task = UserTask(user_id, month.key, config.force_regenerate)
+        yield DynamicOutput(task, mapping_key=task.mapping_key, output_name="users")
+
+
+@op(pool=GEMINI_POOL, retry_policy=cover_retry_policy)
+def generate_cover(
+    context: OpExecutionContext,
+    task: UserTask,
+    app_db: AppDatabase,
+    image_model: ImageModel,
+    image_store: ImageStore,
+    cover_keys: CoverKeys,
+) -> Output[CoverRecord]:
+    """Draw, check and store one user's cover, then point the user's passport at it.
+
+    Reuses a cover already stored for this user and month unless the run forces regeneration,
+    so re-running a month never pays twice. The passport is updated only after the upload."""
+    month = Month.parse(task.month)
+    _stop_if_halted(context)
+    passport = app_db.latest_passport(task.user_id)
+    if passport is None:
+        return _skipped(task, "user has no passport")
+    visits = app_db.month_visits(task.user_id, month)
+    if not visits:
+        return _skipped(task, f"no visits in {month}")
+    stem = cover_keys.stem(task.user_id, month)
+    if not task.force and (existing := image_store.find(stem)) is not None:
+        relinked = app_db.link_cover(passport.id, existing.url)
+        record = CoverRecord(
+            task.user_id, month.key, CoverStatus.REUSED, passport.id, existing.key, existing.url
+        )
+        return Output(record, metadata={"status": record.status.value, "key": existing.key,
+                                        "relinked": relinked, "model_calls": 0})
+    request = CoverRequest(
+        prompt=build_prompt(passport, month, visits),
+        month=month,
+        nickname=passport.nickname,
+        title=passport.title,
+        visits=tuple(visits),
+    )
+    try:
+        image = image_model.generate(request)
+    except PermanentImageModelError as error:
+        if error.halts_run:
+            _halt_run(context, str(error))
+        raise Failure(
+            f"user {task.user_id}: {error}",
+            metadata={"user_id": task.user_id, "reason": error.reason},
+            allow_retries=False,
+        ) from None
+    info = inspect_image(image.data)
+    stored = image_store.put(cover_key(stem, info.extension), image.data, info.mime_type)
+    app_db.link_cover(passport.id, stored.url)
+    record = CoverRecord(
+        task.user_id, month.key, CoverStatus.GENERATED, passport.id, stored.key, stored.url
+    )
+    return Output(
+        record,
+        metadata={
+            "status": record.status.value,
+            "key": stored.key,
+            "model": image.model,
+            "mime_type": info.mime_type,
+            "size": f"{info.width}x{info.height}",
+            "bytes": len(image.data),
+            **image.metadata,
+        },
+    )
+
+
+@op
+def record_month(
+    context: OpExecutionContext,
+    plan: MonthPlan,
+    records: list[CoverRecord],
+    app_db: AppDatabase,
+    image_store: ImageStore,
+):
+    """Make sure every stored cover is linked to its passport, and record the month's summary
+    on the `passport_covers` asset."""
+    relinked = 0
+    for record in records:
+        if record.url and record.passport_id is not None:
+            if not image_store.exists_at(record.url):
+                raise Failure(f"user {record.user_id}: cover {record.key} is missing from the store")
+            relinked += app_db.link_cover(record.passport_id, record.url)
+    summary = summarize_month(plan.month, plan.user_ids, records)
+    metadata = {
+        **summary.as_metadata(),
+        "relinked": relinked,
+        "unknown_user_ids": MetadataValue.json(plan.unknown_user_ids),
+        "skip_reasons": MetadataValue.json(summary.skip_reasons),
+        "preview": MetadataValue.md(preview_markdown(summary)),
+    }
+    context.log_event(AssetMaterialization(COVERS_ASSET, partition=plan.month, metadata=metadata))
+    return Output(summary.as_metadata(), metadata=summary.as_metadata())
+
+
+@graph
+def monthly_passport_covers():
+    """Every month, a new passport cover for each user who visited places that month."""
+    plan, users = month_users()
+    records = users.map(generate_cover)
+    record_month(plan, records.collect())
+
+
+def _skipped(task: UserTask, reason: str) -> Output[CoverRecord]:
+    record = CoverRecord(task.user_id, task.month, CoverStatus.SKIPPED, reason=reason)
+    return Output(record, metadata={"status": record.status.value, "reason": reason})
+
+
+def _halt_run(context: OpExecutionContext, reason: str) -> None:
+    # Run tags are shared by every step process of the run; re-executions copy tags, so the
+    # value names the run that halted.
+    value = json.dumps({"run_id": context.run_id, "reason": reason})
+    context.instance.add_run_tags(context.run_id, {HALT_TAG: value})
+
+
+def _stop_if_halted(context: OpExecutionContext) -> None:
+    run = context.instance.get_run_by_id(context.run_id)
+    raw = run.tags.get(HALT_TAG) if run else None
+    if raw:
+        halted = json.loads(raw)
+        if halted.get("run_id") == context.run_id:
+            raise Failure(
+                f"not calling the image model: this run was halted: {halted['reason']}",
+                allow_retries=False,
+            )
+
+
+monthly_passport_covers_job = monthly_passport_covers.to_job(
+    name="monthly_passport_covers",
+    tags={"passport/lane": "covers"},
+    partitions_def=monthly_partitions,
+    description=(monthly_passport_covers.description),
+)

@@ -1,0 +1,88 @@
+"""The code location: one Definitions with the cover job, its schedule, resources and executor.
+
+Everything environment-dependent comes from ``settings.load_settings()``; building the
+definitions opens no connection and writes no file.
+"""
+
+from __future__ import annotations
+
+from dagster import AssetSpec, Definitions, EnvVar, multiprocess_executor
+
+from passport_pipeline.covers_job import COVERS_ASSET, monthly_passport_covers_job
+from passport_pipeline.partitions import monthly_partitions
+from passport_pipeline.resources.app_db import AppDatabase
+from passport_pipeline.resources.cover_keys import CoverKeys
+from passport_pipeline.resources.image_model import ImageModel, LocalImageModel
+from passport_pipeline.resources.image_store import ImageStore, LocalImageStore, S3ImageStore
+from passport_pipeline.schedules import monthly_covers_schedule
+from passport_pipeline.settings import Settings, load_settings
+
+
+def image_model_for(settings: Settings) -> ImageModel:
+    if settings.image_model == "gemini":
+        from passport_pipeline.resources.gemini import GeminiImageModel
+
+        return GeminiImageModel(
+            api_key=EnvVar("GEMINI_API_KEY"),
+            base_url=settings.gemini_base_url,
+            model=settings.gemini_model,
+            aspect_ratio=settings.gemini_aspect_ratio,
+            price_per_image_usd=settings.gemini_price_per_image_usd,
+            fallback_to_local=settings.gemini_fallback_to_local,
+        )
+    return LocalImageModel()
+
+
+def image_store_for(settings: Settings) -> ImageStore:
+    if settings.image_store == "s3":
+        from dagster_aws.s3 import S3Resource
+
+        # Region, endpoint and credentials come from boto3's own chain (AWS_* variables, roles).
+        return S3ImageStore(
+            s3=S3Resource(),
+            bucket=settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            public_base_url=settings.public_base_url,
+        )
+    return LocalImageStore(root=str(settings.local_store_root))
+
+
+def resources_for(settings: Settings) -> dict:
+    return {
+        "app_db": AppDatabase(url=settings.database_url),
+        "image_model": image_model_for(settings),
+        "image_store": image_store_for(settings),
+        "cover_keys": CoverKeys(
+            secret=EnvVar("PASSPORT_KEY_SECRET") if settings.key_secret_in_env else None,
+            secret_file=str(settings.key_secret_file),
+        ),
+    }
+
+
+def executor_for(settings: Settings):
+    return multiprocess_executor.configured(
+        {
+            "max_concurrent": settings.max_concurrent_steps,
+            "start_method": {"forkserver": {"preload_modules": ["passport_pipeline.definitions"]}},
+        }
+    )
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    return Definitions(
+        assets=[
+            AssetSpec(
+                COVERS_ASSET,
+                partitions_def=monthly_partitions,
+                description="The month's passport covers, written by monthly_passport_covers.",
+                group_name="passports",
+            )
+        ],
+        jobs=[monthly_passport_covers_job],
+        schedules=[monthly_covers_schedule(monthly_passport_covers_job)],
+        resources=resources_for(settings),
+        executor=executor_for(settings),
+    )
+
+
+defs = build_definitions(load_settings())

@@ -1,0 +1,231 @@
+"""The demo dataset: users, passports, places and visits for 2026-08 to 2026-10 (Seoul).
+
+Run ``python -m passport_pipeline.demo.seed [--database-url URL] [--keep]``. The data is
+the same on every run (a fixed random seed), and includes the awkward cases the job must
+handle: users without a passport, passports without visits in a month, users with two
+passports, a title full of odd characters, and visits right at the Seoul month boundaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import make_url
+
+from passport_pipeline import app_schema
+from passport_pipeline.domain.months import SEOUL, Month
+
+SEED = 20261031
+MONTHS = (Month(2026, 8), Month(2026, 9), Month(2026, 10))
+USER_COUNT = 40
+USERS_WITHOUT_PASSPORT = (38, 39, 40)
+USERS_WITH_TWO_PASSPORTS = (3, 11, 27)
+ODD_TITLE_USER = 7
+# Seoul's 2026-11-01 00:30 and 2026-09-30 23:59: each is its user's only visit that month.
+NOVEMBER_EDGE = (31, datetime(2026, 10, 31, 15, 30, tzinfo=UTC))
+SEPTEMBER_EDGE = (32, datetime(2026, 9, 30, 14, 59, tzinfo=UTC))
+ODD_TITLE = (
+    'My "best" trip\'s\n\tdiary 🎉🇰🇷 <b>{{title}}</b> `rm -rf` 나의 여행 — '
+    + "a very long title that goes on and on " * 8
+)
+PLACES = [
+    ("Gyeongbokgung Palace", "palace", "Seoul", "South Korea"),
+    ("Changdeokgung Palace", "palace", "Seoul", "South Korea"),
+    ("Bukchon Hanok Village", "park", "Seoul", "South Korea"),
+    ("Gwangjang Market", "market", "Seoul", "South Korea"),
+    ("Mangwon Market", "market", "Seoul", "South Korea"),
+    ("National Museum of Korea", "museum", "Seoul", "South Korea"),
+    ("Leeum Museum of Art", "museum", "Seoul", "South Korea"),
+    ("Jogyesa Temple", "temple", "Seoul", "South Korea"),
+    ("Seoul Forest", "park", "Seoul", "South Korea"),
+    ("Onion Anguk", "cafe", "Seoul", "South Korea"),
+    ("Fritz Coffee Company", "cafe", "Seoul", "South Korea"),
+    ("Namsan Seoul Tower", "park", "Seoul", "South Korea"),
+    ("Haeundae Beach", "beach", "Busan", "South Korea"),
+    ("Gwangalli Beach", "beach", "Busan", "South Korea"),
+    ("Jagalchi Fish Market", "market", "Busan", "South Korea"),
+    ("Beomeosa Temple", "temple", "Busan", "South Korea"),
+    ("Hyeopjae Beach", "beach", "Jeju", "South Korea"),
+    ("Seongsan Ilchulbong", "park", "Jeju", "South Korea"),
+    ("Osulloc Tea Museum", "cafe", "Jeju", "South Korea"),
+    ("Bulguksa Temple", "temple", "Gyeongju", "South Korea"),
+    ("Gyeongju National Museum", "museum", "Gyeongju", "South Korea"),
+    ("Incheon Chinatown", "market", "Incheon", "South Korea"),
+    ("Songdo Central Park", "park", "Incheon", "South Korea"),
+    ("Senso-ji", "temple", "Tokyo", "Japan"),
+    ("Tsukiji Outer Market", "market", "Tokyo", "Japan"),
+    ("Osaka Castle", "palace", "Osaka", "Japan"),
+    ("Kuromon Market", "market", "Osaka", "Japan"),
+    ("National Palace Museum", "museum", "Taipei", "Taiwan"),
+    ("Raohe Night Market", "market", "Taipei", "Taiwan"),
+    ("Cafe Kitsune Aoyama", "cafe", "Tokyo", "Japan"),
+]
+NICKNAMES = [
+    "minji", "hyun.woo", "seoul_walker", "jiwoo", "dahye", "tae-yang", "soyeon", "coffee_kim",
+    "junho", "yuna", "bora", "여행자", "sungmin", "haneul", "eunji", "dokyung", "mina.park",
+    "chaewon", "jaehyuk", "nari", "hyejin", "wanderlust_lee", "seojun", "ara", "yejin",
+    "daniel", "sora", "kyungsoo", "hana", "jimin", "subin", "chanwoo", "yoonah", "gaeun",
+    "Zoë", "woojin", "somi", "hoon", "ji-ae", "beomseok",
+]  # fmt: skip
+TITLES = [
+    "Seoul Soul", "Weekend Wanderer", "Coffee & Temples", "Little Trips", "Market Days",
+    "Sea and Stone", "Palace Hopper", "City Notes", "Slow Travel", "Stamps and Snacks",
+]  # fmt: skip
+
+
+def build_dataset() -> dict[str, list[dict]]:
+    """Every row of the demo, per table, with ``visited_at`` as aware UTC datetimes."""
+    rng = random.Random(SEED)
+    created = datetime(2025, 1, 10, 3, 0)
+    users = [
+        {"id": i, "nickname": NICKNAMES[i - 1], "created_at": created + timedelta(days=3 * i)}
+        for i in range(1, USER_COUNT + 1)
+    ]
+    places = [
+        {"id": i, "name": n, "category": c, "city": ci, "country": co}
+        for i, (n, c, ci, co) in enumerate(PLACES, start=1)
+    ]
+    passports, current, older = [], {}, {}
+    for user in users:
+        uid = user["id"]
+        if uid in USERS_WITHOUT_PASSPORT:
+            continue
+        if uid in USERS_WITH_TWO_PASSPORTS:  # the older one is created first, in 2025
+            older[uid] = _passport(passports, uid, "My first passport", user["created_at"])
+        title = ODD_TITLE if uid == ODD_TITLE_USER else rng.choice(TITLES)
+        current[uid] = _passport(passports, uid, title, datetime(2026, 7, 1) + timedelta(hours=uid))
+
+    visits: list[dict] = []
+    edge_users = {NOVEMBER_EDGE[0]: Month(2026, 10), SEPTEMBER_EDGE[0]: Month(2026, 9)}
+    holders = sorted(current)
+    for month in MONTHS:
+        travellers = rng.sample(holders, rng.randint(21, 27))
+        for uid in travellers:
+            if edge_users.get(uid) == month:
+                continue  # the boundary visit below must be this user's only one this month
+            # Most users stamp a few places; one in eight has a big month (a "+N more" cover).
+            places_count = rng.randint(12, 18) if rng.random() < 0.125 else rng.randint(1, 6)
+            favourites = rng.sample(places, places_count)
+            for _ in range(places_count + rng.randint(0, 4)):
+                passport = older.get(uid) if uid in older and rng.random() < 0.3 else None
+                visits.append(
+                    _visit(visits, passport or current[uid], rng.choice(favourites)["id"],
+                           _random_instant(rng, month))  # fmt: skip
+                )
+    visits.append(_visit(visits, current[NOVEMBER_EDGE[0]], 12, NOVEMBER_EDGE[1]))
+    visits.append(_visit(visits, current[SEPTEMBER_EDGE[0]], 10, SEPTEMBER_EDGE[1]))
+    # The first Seoul instant of August: the lower bound is inclusive.
+    visits.append(_visit(visits, current[1], 1, datetime(2026, 7, 31, 15, 0, tzinfo=UTC)))
+    return {"users": users, "passports": passports, "places": places, "visits": visits}
+
+
+def qualifying_users(dataset: dict[str, list[dict]]) -> dict[str, int]:
+    """Users with at least one visit, per Seoul month key, from the rows in Python."""
+    owner = {p["id"]: p["user_id"] for p in dataset["passports"]}
+    seoul_times = (v["visited_at"].astimezone(SEOUL) for v in dataset["visits"])
+    months = {Month(t.year, t.month) for t in seoul_times}
+    users: dict[str, set[int]] = defaultdict(set)
+    for visit in dataset["visits"]:
+        for month in months:
+            if month.contains(visit["visited_at"]):
+                users[month.key].add(owner[visit["passport_id"]])
+    return {key: len(users[key]) for key in sorted(users)}
+
+
+def seed_demo(url: str, *, reset: bool = True) -> dict:
+    """Write the demo dataset to the database at ``url``; drop the four tables first if reset.
+
+    Without reset, existing rows are kept and only the demo rows that are missing (by id)
+    are added. Returns the counts of the demo dataset and its qualifying users per month.
+    """
+    dataset = build_dataset()
+    engine = create_engine(url)
+    tables = [app_schema.users, app_schema.places, app_schema.passports, app_schema.visits]
+    try:
+        if reset:
+            app_schema.metadata.drop_all(engine, tables=tables)
+        app_schema.metadata.create_all(engine, tables=tables)
+        on_sqlite = engine.dialect.name == "sqlite"
+        inserted = 0
+        with engine.begin() as conn:
+            for table in tables:
+                rows = dataset[table.name]
+                if table is app_schema.visits and on_sqlite:
+                    # sqlite has no zones: store UTC wall time, as the app_db resource expects.
+                    rows = [{**r, "visited_at": r["visited_at"].replace(tzinfo=None)} for r in rows]
+                if not reset and conn.scalar(select(func.count()).select_from(table)):
+                    present = set(conn.scalars(select(table.c.id)))
+                    rows = [r for r in rows if r["id"] not in present]
+                if rows:
+                    conn.execute(table.insert(), rows)
+                inserted += len(rows)
+    finally:
+        engine.dispose()
+    summary = {name: len(rows) for name, rows in dataset.items()}
+    return {**summary, "inserted_rows": inserted, "qualifying": qualifying_users(dataset)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m passport_pipeline.demo.seed",
+        description="Fill the app database with the demo dataset (drops its four tables first).",
+    )
+    parser.add_argument("--database-url", help="default: PASSPORT_DATABASE_URL, or the sqlite "
+                        "file under PASSPORT_HOME")  # fmt: skip
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the existing tables and rows; only add missing demo rows")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.database_url:
+        url = args.database_url
+    else:
+        from passport_pipeline.settings import load_settings
+
+        url = load_settings().database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    summary = seed_demo(url, reset=not args.keep)
+    where = parsed.render_as_string(hide_password=True)
+    how = "kept existing rows" if args.keep else "dropped and recreated the tables"
+    print(f"Seeded the demo app database at {where} ({how}).")
+    print(
+        f"Demo data: {summary['users']} users, {summary['passports']} passports, "
+        f"{summary['places']} places, {summary['visits']} visits "
+        f"({summary['inserted_rows']} rows written)."
+    )
+    per_month = ", ".join(f"{key}: {n}" for key, n in summary["qualifying"].items())
+    print(f"Users with visits per month (Asia/Seoul): {per_month}.")
+    return 0
+
+
+def _passport(passports: list[dict], user_id: int, title: str, created: datetime) -> int:
+    passport_id = len(passports) + 1
+    passports.append(
+        {"id": passport_id, "user_id": user_id, "title": title, "cover_image_url": None,
+         "created_at": created, "updated_at": created}  # fmt: skip
+    )
+    return passport_id
+
+
+def _visit(visits: list[dict], passport_id: int, place_id: int, at: datetime) -> dict:
+    return {"id": len(visits) + 1, "passport_id": passport_id, "place_id": place_id,
+            "visited_at": at}  # fmt: skip
+
+
+def _random_instant(rng: random.Random, month: Month) -> datetime:
+    """A daytime instant in the month on a Seoul calendar, as aware UTC."""
+    start, end = month.utc_bounds()
+    days = (end - start).days
+    local = month.seoul_start() + timedelta(
+        days=rng.randrange(days), hours=rng.randint(8, 21), minutes=rng.randrange(60)
+    )
+    return local.astimezone(UTC)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""Gemini's REST protocol for image generation, and the one place a retry is decided.
+
+Pure logic, no I/O: the request body, the reading of a 200 answer, and the verdict on every
+other answer (Google's error body ``{"error": {"code", "status", "message", "details"}}``)
+and on transport errors. The resource in ``resources/gemini.py`` only acts on the verdicts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from passport_pipeline.domain.images import ImageInfo, InvalidImageError, inspect_image
+
+RESPONSE_MODALITIES = ("TEXT", "IMAGE")
+RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+_PER_DAY = re.compile(r"per[\s_-]?day", re.IGNORECASE)
+# Answers that no other user's request can succeed against: the run stops at the first one.
+_HALTING_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"}
+_HALTING_STATUSES = {"PERMISSION_DENIED", "UNAUTHENTICATED", "FAILED_PRECONDITION"}
+_TRANSIENT_CODES = {408, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why a call gave no usable image, and whether another try can help."""
+
+    transient: bool
+    reason: str  # ErrorInfo reason, Google status, finishReason, or a name of ours
+    message: str  # for people: what happened, never a header or a key
+    halts_run: bool = False
+    retry_delay_s: float | None = None  # the server's own RetryInfo.retryDelay
+    status_code: int | None = None
+
+
+@dataclass(frozen=True)
+class GeminiImage:
+    """A 200 answer carrying an image that decodes."""
+
+    data: bytes
+    info: ImageInfo
+    declared_mime_type: str
+    model_version: str | None
+    prompt_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    text: str
+
+
+def build_generate_body(prompt: str, aspect_ratio: str) -> dict[str, Any]:
+    """The JSON body of ``models/{model}:generateContent`` for one cover."""
+    return {
+        "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+        "generationConfig": {
+            "responseModalities": list(RESPONSE_MODALITIES),
+            "imageConfig": {"aspectRatio": aspect_ratio},
+        },
+    }
+
+
+def parse_duration(value: object) -> float | None:
+    """A protobuf Duration as JSON ("37s", "1.5s", or {"seconds", "nanos"}) in seconds."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        return float(match.group(1)) if match else None
+    if isinstance(value, Mapping):
+        try:
+            return int(value.get("seconds", 0)) + int(value.get("nanos", 0)) / 1e9
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def interpret_generate_answer(body: object) -> GeminiImage | Verdict:
+    """Read a 200 answer of generateContent: an image that decodes, or why there is none."""
+    if not isinstance(body, Mapping):
+        return Verdict(True, "BAD_RESPONSE", "Gemini answered 200 with a body that is not JSON")
+    usage = body.get("usageMetadata") if isinstance(body.get("usageMetadata"), Mapping) else {}
+    candidates = body.get("candidates") if isinstance(body.get("candidates"), list) else []
+    first = candidates[0] if candidates and isinstance(candidates[0], Mapping) else {}
+    content = first.get("content") if isinstance(first.get("content"), Mapping) else {}
+    parts = [p for p in content.get("parts") or [] if isinstance(p, Mapping)]
+    texts = [p["text"] for p in parts if isinstance(p.get("text"), str)]
+    inline = next(
+        (
+            p["inlineData"]
+            for p in parts
+            if isinstance(p.get("inlineData"), Mapping)
+            and str(p["inlineData"].get("mimeType", "")).lower().startswith("image/")
+        ),
+        None,
+    )
+    if inline is None:
+        return _no_image(body, first, " ".join(texts))
+    try:
+        data = _decode_base64(str(inline.get("data") or ""))
+        info = inspect_image(data)
+    except (binascii.Error, ValueError, InvalidImageError) as error:
+        detail = error if isinstance(error, InvalidImageError) else "its base64 does not decode"
+        return Verdict(True, "INVALID_IMAGE", f"Gemini returned an unusable image: {detail}")
+    return GeminiImage(
+        data=data,
+        info=info,
+        declared_mime_type=str(inline.get("mimeType")),
+        model_version=version if isinstance(version := body.get("modelVersion"), str) else None,
+        prompt_tokens=_count(usage, "promptTokenCount"),
+        output_tokens=_count(usage, "candidatesTokenCount"),
+        total_tokens=_count(usage, "totalTokenCount"),
+        text=" ".join(texts),
+    )
+
+
+def classify_error(status_code: int, body: object, retry_after: str | None = None) -> Verdict:
+    """The verdict on a non-2xx answer, from its status and Google's documented error body."""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    error = error if isinstance(error, Mapping) else {}
+    status = str(error.get("status") or f"HTTP_{status_code}")
+    google_message = str(error.get("message") or "no message").strip()
+    details = [d for d in error.get("details") or [] if isinstance(d, Mapping)]
+    info_reason = next((str(d["reason"]) for d in _typed(details, ERROR_INFO, "reason")), None)
+    reason = info_reason or status
+    said = f"{status_code} {reason}: {google_message}"
+
+    def verdict(transient: bool, message: str, **extra: Any) -> Verdict:
+        extra.setdefault("reason", reason)
+        return Verdict(transient, message=message, status_code=status_code, **extra)
+
+    if status_code == 429 and _is_daily_quota(details):
+        return verdict(
+            False,
+            f"Gemini's daily quota is used up, not retried in this run ({said})",
+            reason="DAILY_QUOTA_EXHAUSTED",
+        )
+    if status_code in _TRANSIENT_CODES or status_code >= 500:
+        delay = next(
+            (parse_duration(d["retryDelay"]) for d in _typed(details, RETRY_INFO, "retryDelay")),
+            None,
+        )
+        if delay is None and retry_after is not None:
+            delay = parse_duration(f"{retry_after.strip()}s")
+        return verdict(True, f"Gemini answered {said}", retry_delay_s=delay)
+    if info_reason in _HALTING_REASONS:
+        return verdict(False, f"Gemini rejected the API key ({said})", halts_run=True)
+    if status_code in (401, 403) or status in _HALTING_STATUSES:
+        return verdict(False, f"Gemini refused access ({said})", halts_run=True)
+    if status_code == 404:
+        return verdict(False, f"Gemini does not know the model ({said})", halts_run=True)
+    return verdict(False, f"Gemini rejected the request ({said})")
+
+
+def classify_transport_error(error: requests.RequestException) -> Verdict:
+    """The verdict when no HTTP answer came back at all."""
+    name = type(error).__name__
+    if isinstance(error, requests.ConnectTimeout):
+        return Verdict(True, "TIMEOUT", f"Gemini did not accept a connection in time ({name})")
+    if isinstance(error, requests.Timeout):
+        return Verdict(True, "TIMEOUT", f"Gemini did not answer within the read timeout ({name})")
+    if isinstance(error, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
+        return Verdict(True, "CONNECTION_ERROR", f"could not talk to Gemini ({name}: {error})")
+    # An invalid URL or header: a configuration mistake that no retry and no user can fix.
+    message = f"could not call Gemini ({name}: {error})"
+    return Verdict(False, "CLIENT_ERROR", message, halts_run=True)
+
+
+def _no_image(body: Mapping[str, Any], candidate: Mapping[str, Any], text: str) -> Verdict:
+    feedback = body.get("promptFeedback")
+    block = feedback.get("blockReason") if isinstance(feedback, Mapping) else None
+    finish = candidate.get("finishReason")
+    if block:
+        reason, said = str(block), f"promptFeedback.blockReason {block}"
+    elif finish and finish != "STOP":
+        reason, said = str(finish), f"finishReason {finish}"
+    else:
+        reason, said = "NO_IMAGE", f"finishReason {finish or 'missing'}, no image part"
+    extra = candidate.get("finishMessage") or text
+    if extra:
+        said += f" ({str(extra).strip()[:200]})"
+    return Verdict(False, reason, f"Gemini returned no image: {said}", status_code=200)
+
+
+def _typed(details: list[Mapping[str, Any]], type_url: str, field: str) -> list[Mapping]:
+    return [d for d in details if d.get("@type") == type_url and d.get(field)]
+
+
+def _is_daily_quota(details: list[Mapping[str, Any]]) -> bool:
+    for detail in _typed(details, QUOTA_FAILURE, "violations"):
+        for violation in detail["violations"]:
+            if not isinstance(violation, Mapping):
+                continue
+            fields = ("quotaId", "quotaMetric", "subject", "description")
+            if any(_PER_DAY.search(str(violation.get(f, ""))) for f in fields):
+                return True
+    return False
+
+
+def _decode_base64(data: str) -> bytes:
+    if "-" in data or "_" in data:
+        return base64.urlsafe_b64decode(data)
+    return base64.b64decode(data, validate=True)
+
+
+def _count(usage: Mapping[str, Any], name: str) -> int | None:
+    value = usage.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

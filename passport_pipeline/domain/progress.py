@@ -1,0 +1,83 @@
+"""A month's progress, computed from the step events of its runs (pure: no Dagster I/O)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+USER_STEP = re.compile(r"^generate_cover\[(?P<mapping_key>[^\]]+)\]$")
+
+
+class StepEventKind(StrEnum):
+    START = "start"
+    OUTPUT = "output"
+    SUCCESS = "success"
+    RETRY = "retry"
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    step_key: str
+    kind: StepEventKind
+    timestamp: float
+    status: str | None = None  # a cover record's status, on OUTPUT events
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int | None
+    completed: int
+    failed: int
+    skipped: int
+    in_flight: int
+    remaining: int | None
+    percent: float | None
+    elapsed_s: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def compute_progress(
+    total: int | None, events: Iterable[StepEvent], started_at: float, ended_at: float
+) -> Progress:
+    """Fold the events (in time order, over a run and its re-executions) into counts.
+
+    A user's latest event decides: a failed step that a re-execution then ran successfully
+    counts as completed, not failed.
+    """
+    state: dict[str, str] = {}
+    for event in sorted(events, key=lambda e: e.timestamp):
+        match = USER_STEP.match(event.step_key)
+        if not match:
+            continue
+        user = match.group("mapping_key")
+        if event.kind is StepEventKind.OUTPUT:
+            state[user] = "skipped" if event.status == "skipped" else "output"
+        elif event.kind is StepEventKind.SUCCESS:
+            state[user] = "skipped" if state.get(user) == "skipped" else "completed"
+        elif event.kind is StepEventKind.FAILURE:
+            state[user] = "failed"
+        elif event.kind in (StepEventKind.START, StepEventKind.RETRY):
+            state[user] = "in_flight"
+    counts = {name: 0 for name in ("completed", "failed", "skipped", "in_flight", "output")}
+    for value in state.values():
+        counts[value] += 1
+    done = counts["completed"] + counts["failed"] + counts["skipped"]
+    remaining = None if total is None else max(total - done, 0)
+    percent = None if not total else round(100.0 * done / total, 1)
+    if total == 0:
+        percent = 100.0
+    return Progress(
+        total=total,
+        completed=counts["completed"],
+        failed=counts["failed"],
+        skipped=counts["skipped"],
+        in_flight=counts["in_flight"] + counts["output"],
+        remaining=remaining,
+        percent=percent,
+        elapsed_s=round(max(ended_at - started_at, 0.0), 1),
+    )

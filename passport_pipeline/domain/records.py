@@ -1,0 +1,80 @@
+"""The small values that travel between the job's steps (never image bytes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from passport_pipeline.domain.months import Month
+
+
+@dataclass(frozen=True)
+class Passport:
+    id: int
+    user_id: int
+    nickname: str
+    title: str
+    cover_image_url: str | None
+
+
+@dataclass(frozen=True)
+class Visit:
+    place_name: str
+    category: str
+    city: str
+    country: str
+    visited_at: datetime
+
+
+@dataclass(frozen=True)
+class UserTask:
+    """One user's work for one month, as fanned out by the first step."""
+
+    user_id: int
+    month: str
+    force: bool = False
+
+    @property
+    def mapping_key(self) -> str:
+        return f"user_{self.user_id}"
+
+
+@dataclass(frozen=True)
+class CoverRequest:
+    """What an image model is asked for: the prompt, and the facts it was built from."""
+
+    prompt: str
+    month: Month
+    nickname: str
+    title: str
+    visits: tuple[Visit, ...]
+    aspect_ratio: str = "3:4"
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    data: bytes
+    mime_type: str
+    model: str
+    # Facts for the step's metadata (tokens, attempts, latency, cost, fallback, ...).
+    metadata: dict[str, str | int | float | bool] = field(default_factory=dict)
+
+
+class CoverStatus(StrEnum):
+    GENERATED = "generated"
+    REUSED = "reused"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class CoverRecord:
+    """The outcome of one user's step."""
+
+    user_id: int
+    month: str
+    status: CoverStatus
+    passport_id: int | None = None
+    key: str | None = None
+    url: str | None = None
+    reason: str | None = None

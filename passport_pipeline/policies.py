@@ -1,0 +1,22 @@
+"""Retry policy for a user's step, and the bound on paid image-model calls it implies.
+
+Two layers retry, each for what it is good at:
+- inside one step attempt, the Gemini client (tenacity) retries a transient answer up to
+  ``GeminiImageModel.max_attempts`` (3) times, honouring the server's retry delay;
+- Dagster retries the whole step (fresh process, fresh connection) ``COVER_STEP_RETRIES`` (2)
+  more times with exponential backoff and jitter when the step still ends in a transient error.
+
+So one user costs at most 3 × (1 + 2) = 9 paid calls in a run, and usually 1. Permanent answers
+(bad key, refused content, daily quota, a user with no passport) are not retried by either layer.
+"""
+
+from dagster import Backoff, Jitter, RetryPolicy
+
+COVER_STEP_RETRIES = 2
+
+cover_retry_policy = RetryPolicy(
+    max_retries=COVER_STEP_RETRIES,
+    delay=10,
+    backoff=Backoff.EXPONENTIAL,
+    jitter=Jitter.PLUS_MINUS,
+)

@@ -1,0 +1,127 @@
+"""Progress of a month's covers, read from Dagster's durable event log.
+
+    python -m passport_pipeline.progress --partition 2026-10 [--covers] [--json]
+    python -m passport_pipeline.progress --run RUN_ID
+
+Counts cover the run and all of its re-executions (its run group): total, completed, failed,
+skipped, in flight, remaining, percent and elapsed — the facts the old progress endpoint gave,
+but surviving restarts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, RunsFilter
+
+from passport_pipeline.covers_job import COVERS_ASSET, monthly_passport_covers_job
+from passport_pipeline.domain.months import InvalidMonthError, Month
+from passport_pipeline.domain.progress import Progress, StepEvent, StepEventKind, compute_progress
+
+_KINDS = {
+    DagsterEventType.STEP_START: StepEventKind.START,
+    DagsterEventType.STEP_OUTPUT: StepEventKind.OUTPUT,
+    DagsterEventType.STEP_SUCCESS: StepEventKind.SUCCESS,
+    DagsterEventType.STEP_UP_FOR_RETRY: StepEventKind.RETRY,
+    DagsterEventType.STEP_FAILURE: StepEventKind.FAILURE,
+}
+
+
+def latest_run_id(instance: DagsterInstance, month: Month) -> str | None:
+    runs = instance.get_runs(
+        RunsFilter(
+            job_name=monthly_passport_covers_job.name,
+            tags={"dagster/partition": month.key},
+        ),
+        limit=1,
+    )
+    return runs[0].run_id if runs else None
+
+
+def run_progress(instance: DagsterInstance, run_id: str) -> Progress:
+    group = instance.get_run_group(run_id)
+    if group is None:
+        raise LookupError(f"no run {run_id} in this Dagster instance")
+    run_ids = [run.run_id for run in group[1]]
+    events: list[StepEvent] = []
+    total: int | None = None
+    for one_run_id in run_ids:
+        for entry in instance.all_logs(
+            one_run_id, of_type={*_KINDS, DagsterEventType.ASSET_OBSERVATION}
+        ):
+            event = entry.dagster_event
+            if event.event_type is DagsterEventType.ASSET_OBSERVATION:
+                metadata = event.asset_observation_data.asset_observation.metadata
+                if "total" in metadata:
+                    total = int(metadata["total"].value)
+                continue
+            status = None
+            if event.event_type is DagsterEventType.STEP_OUTPUT:
+                value = event.step_output_data.metadata.get("status")
+                status = value.value if value is not None else None
+            events.append(StepEvent(event.step_key, _KINDS[event.event_type], entry.timestamp, status))
+    records = instance.get_run_records(RunsFilter(run_ids=run_ids))
+    starts = [r.start_time for r in records if r.start_time]
+    finished = all(r.end_time for r in records)
+    started_at = min(starts) if starts else time.time()
+    ended_at = max(r.end_time for r in records) if finished and records else time.time()
+    return compute_progress(total, events, started_at, ended_at)
+
+
+def month_summary(instance: DagsterInstance, month: Month) -> dict | None:
+    result = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(COVERS_ASSET), asset_partitions=[month.key]), limit=1
+    )
+    if not result.records:
+        return None
+    metadata = result.records[0].asset_materialization.metadata
+    return {key: value.value for key, value in metadata.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--partition", help="a month, YYYY-MM: its latest run")
+    target.add_argument("--run", help="a run id")
+    parser.add_argument("--covers", action="store_true", help="also show the month's summary")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args(argv)
+
+    instance = DagsterInstance.get()
+    month = None
+    run_id = args.run
+    if args.partition:
+        try:
+            month = Month.parse(args.partition)
+        except InvalidMonthError as error:
+            parser.error(str(error))
+        run_id = latest_run_id(instance, month)
+        if run_id is None:
+            print(f"no run of {monthly_passport_covers_job.name} for {month} yet", file=sys.stderr)
+            return 1
+    try:
+        progress = run_progress(instance, run_id)
+    except LookupError as error:
+        print(error, file=sys.stderr)
+        return 1
+    report = {"run_id": run_id, **progress.as_dict()}
+    if args.covers and month is not None:
+        report["summary"] = month_summary(instance, month)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        for key, value in report.items():
+            if key == "summary" and value:
+                print("month summary (asset passport_covers):")
+                for name, item in value.items():
+                    print(f"  {name}: {item}")
+            else:
+                print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

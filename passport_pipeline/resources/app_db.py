@@ -1,0 +1,171 @@
+"""The app database: the month's users, a user's latest passport and visits, linking a cover."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+from sqlalchemy import Engine, and_, create_engine, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from passport_pipeline import app_schema as t
+from passport_pipeline.domain.months import Month
+from passport_pipeline.domain.records import Passport, Visit
+
+
+class AppDatabaseError(RuntimeError):
+    """The app database cannot be reached or used; the message says which and why."""
+
+
+def redacted_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<an unparseable database URL>"
+
+
+class AppDatabase(ConfigurableResource):
+    """The app's PostgreSQL (or, for the demo, sqlite) database, through SQLAlchemy."""
+
+    url: str
+
+    _engine: Engine | None = PrivateAttr(default=None)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            try:
+                parsed = make_url(self.url)
+            except ArgumentError as error:
+                raise AppDatabaseError(
+                    f"PASSPORT_DATABASE_URL is not a database URL: {error}"
+                ) from error
+            options: dict = {"pool_pre_ping": True}
+            if parsed.get_backend_name() == "postgresql":
+                # Fail fast instead of hanging a step when the server is away.
+                options["connect_args"] = {"connect_timeout": 10}
+                options["pool_size"] = 2
+            self._engine = create_engine(parsed, **options)
+        return self._engine
+
+    def teardown_after_execution(self, context) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def _connect(self):
+        try:
+            return self.engine.connect()
+        except OperationalError as error:
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            raise AppDatabaseError(
+                f"cannot reach the app database at {redacted_url(self.url)}: {reason}"
+            ) from error
+
+    def _is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def _bounds(self, month: Month) -> tuple[datetime, datetime]:
+        start, end = month.utc_bounds()
+        if self._is_sqlite():
+            # sqlite keeps no zone; the demo schema stores UTC wall time.
+            return start.replace(tzinfo=None), end.replace(tzinfo=None)
+        return start, end
+
+    def month_user_ids(self, month: Month) -> list[int]:
+        """Every user with at least one visit in the month (Seoul calendar), ascending."""
+        start, end = self._bounds(month)
+        query = (
+            select(t.passports.c.user_id)
+            .join(t.visits, t.visits.c.passport_id == t.passports.c.id)
+            .where(and_(t.visits.c.visited_at >= start, t.visits.c.visited_at < end))
+            .distinct()
+            .order_by(t.passports.c.user_id)
+        )
+        with self._connect() as conn:
+            return [int(row[0]) for row in conn.execute(query)]
+
+    def existing_user_ids(self, user_ids: Iterable[int]) -> set[int]:
+        ids = sorted(set(user_ids))
+        if not ids:
+            return set()
+        with self._connect() as conn:
+            rows = conn.execute(select(t.users.c.id).where(t.users.c.id.in_(ids)))
+            return {int(row[0]) for row in rows}
+
+    def latest_passport(self, user_id: int) -> Passport | None:
+        query = (
+            select(
+                t.passports.c.id,
+                t.passports.c.user_id,
+                t.users.c.nickname,
+                t.passports.c.title,
+                t.passports.c.cover_image_url,
+            )
+            .join(t.users, t.users.c.id == t.passports.c.user_id)
+            .where(t.passports.c.user_id == user_id)
+            .order_by(t.passports.c.created_at.desc(), t.passports.c.id.desc())
+            .limit(1)
+        )
+        with self._connect() as conn:
+            row = conn.execute(query).first()
+        return Passport(*row) if row else None
+
+    def month_visits(self, user_id: int, month: Month) -> list[Visit]:
+        """The user's visits in the month, over all of the user's passports, oldest first."""
+        start, end = self._bounds(month)
+        query = (
+            select(
+                t.places.c.name,
+                t.places.c.category,
+                t.places.c.city,
+                t.places.c.country,
+                t.visits.c.visited_at,
+            )
+            .join(t.places, t.places.c.id == t.visits.c.place_id)
+            .join(t.passports, t.passports.c.id == t.visits.c.passport_id)
+            .where(t.passports.c.user_id == user_id)
+            .where(and_(t.visits.c.visited_at >= start, t.visits.c.visited_at < end))
+            .order_by(t.visits.c.visited_at, t.visits.c.id)
+        )
+        with self._connect() as conn:
+            return [
+                Visit(name, category, city, country, _aware(visited_at))
+                for name, category, city, country, visited_at in conn.execute(query)
+            ]
+
+    def link_cover(self, passport_id: int, url: str) -> bool:
+        """Point the passport at a stored cover; False when it already pointed there."""
+        statement = (
+            update(t.passports)
+            .where(t.passports.c.id == passport_id)
+            .where(
+                (t.passports.c.cover_image_url.is_(None))
+                | (t.passports.c.cover_image_url != url)
+            )
+            .values(cover_image_url=url, updated_at=_utc_wall_time())
+        )
+        with self._connect() as conn, conn.begin():
+            return conn.execute(statement).rowcount > 0
+
+    def cover_urls(self, passport_ids: Iterable[int]) -> dict[int, str | None]:
+        ids = sorted(set(passport_ids))
+        if not ids:
+            return {}
+        query = select(t.passports.c.id, t.passports.c.cover_image_url).where(
+            t.passports.c.id.in_(ids)
+        )
+        with self._connect() as conn:
+            return {int(pid): url for pid, url in conn.execute(query)}
+
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _utc_wall_time() -> datetime:
+    # updated_at is a TIMESTAMP without zone in the app's schema: it holds UTC wall time.
+    return datetime.now(UTC).replace(tzinfo=None)

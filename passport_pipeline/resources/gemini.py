@@ -1,0 +1,250 @@
+"""Google's Gemini image model over its REST API (requests + tenacity).
+
+Every retry decision comes from ``domain/gemini_protocol.py``; this module sends the calls,
+waits as tenacity says, and turns verdicts into the image-model errors. The API key travels
+only in the ``x-goog-api-key`` header: it is scrubbed from every message this module builds
+and never written to metadata or logs.
+
+Paid attempts: one ``generate`` call makes at most ``max_attempts`` HTTP calls; a step retried
+by Dagster's RetryPolicy multiplies that by the policy's attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import requests
+from dagster import InitResourceContext
+from pydantic import Field, PrivateAttr
+from requests.adapters import HTTPAdapter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from passport_pipeline.domain import gemini_protocol as protocol
+from passport_pipeline.domain.gemini_protocol import GeminiImage, Verdict
+from passport_pipeline.domain.records import CoverRequest, GeneratedImage
+from passport_pipeline.resources.image_model import (
+    ImageModel,
+    LocalImageModel,
+    PermanentImageModelError,
+    TransientImageModelError,
+)
+
+log = logging.getLogger(__name__)
+_SESSION_LOCK = threading.Lock()
+_REDACTED = "[redacted]"
+
+
+class _AttemptFailed(Exception):
+    """One HTTP attempt gave no image; carries the protocol's verdict (already scrubbed)."""
+
+    def __init__(self, verdict: Verdict):
+        super().__init__(verdict.message)
+        self.verdict = verdict
+        self.attempts = 1
+
+
+class GeminiImageModel(ImageModel):
+    """Generates covers with Gemini's ``generateContent`` (``responseModalities`` IMAGE)."""
+
+    api_key: str = Field(repr=False, description="Gemini API key; pass EnvVar('GEMINI_API_KEY').")
+    base_url: str = "https://generativelanguage.googleapis.com"
+    model: str = "gemini-2.5-flash-image"
+    aspect_ratio: str = "3:4"
+    price_per_image_usd: float = 0.039
+    connect_timeout_s: float = 10
+    read_timeout_s: float = 300
+    max_attempts: int = Field(default=3, description="HTTP attempts inside one step attempt.")
+    initial_backoff_s: float = 2
+    max_backoff_s: float = 60
+    max_retry_delay_s: float = Field(default=120, description="Cap on the server's retryDelay.")
+    fallback_to_local: bool = False
+
+    _session: requests.Session | None = PrivateAttr(default=None)
+
+    def preflight(self) -> None:
+        """A free ``GET models/{model}``: fails the run early on a bad key or unknown model."""
+        try:
+            self._call_with_retries("GET", f"models/{self.model}", None)
+        except _AttemptFailed as failed:
+            verdict = failed.verdict
+            if verdict.transient:
+                raise TransientImageModelError(
+                    f"Gemini preflight failed after {failed.attempts} attempts: {verdict.message}"
+                ) from None
+            # The model cannot be called at all: no user step can succeed.
+            raise PermanentImageModelError(
+                verdict.message, reason=verdict.reason, halts_run=True
+            ) from None
+
+    def generate(self, request: CoverRequest) -> GeneratedImage:
+        started = time.monotonic()
+        body = protocol.build_generate_body(
+            request.prompt, request.aspect_ratio or self.aspect_ratio
+        )
+        try:
+            image, attempts = self._call_with_retries(
+                "POST", f"models/{self.model}:generateContent", body
+            )
+        except _AttemptFailed as failed:
+            verdict = failed.verdict
+            if verdict.transient:
+                raise TransientImageModelError(
+                    f"{verdict.message} (gave up after {failed.attempts} attempts)"
+                ) from None
+            if verdict.status_code == 200 and self.fallback_to_local:
+                return self._fallback(request, verdict, failed.attempts)
+            raise PermanentImageModelError(
+                verdict.message, reason=verdict.reason, halts_run=verdict.halts_run
+            ) from None
+        assert isinstance(image, GeminiImage)  # a POST answer is always read as an image
+        metadata: dict[str, str | int | float | bool] = {
+            "attempts": attempts,
+            "latency_s": round(time.monotonic() - started, 3),
+            "model_version": image.model_version or self.model,
+            "estimated_cost_usd": self.price_per_image_usd,
+            "mime_type": image.info.mime_type,
+            "width": image.info.width,
+            "height": image.info.height,
+        }
+        tokens = {
+            "prompt_tokens": image.prompt_tokens,
+            "output_tokens": image.output_tokens,
+            "total_tokens": image.total_tokens,
+        }
+        metadata.update({name: count for name, count in tokens.items() if count is not None})
+        return GeneratedImage(
+            data=image.data,
+            mime_type=image.info.mime_type,
+            model=image.model_version or self.model,
+            metadata=metadata,
+        )
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _call_with_retries(
+        self, method: str, path: str, body: dict[str, Any] | None
+    ) -> tuple[GeminiImage | dict, int]:
+        """One call, retried by tenacity while the verdict is transient: (answer, attempts)."""
+        backoff = wait_exponential_jitter(
+            initial=self.initial_backoff_s, max=self.max_backoff_s, jitter=self.initial_backoff_s
+        )
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            delay = error.verdict.retry_delay_s if isinstance(error, _AttemptFailed) else None
+            if delay is None:
+                return backoff(state)
+            # The server's own delay, capped, plus a little jitter so clients spread out.
+            delay = min(delay, self.max_retry_delay_s)
+            return delay + random.uniform(0, delay * 0.1)
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "Gemini %s attempt %d of %d failed: %s; retrying in %.2f s",
+                path.rsplit(":", 1)[-1] if body is not None else "preflight",
+                state.attempt_number,
+                self.max_attempts,
+                error,
+                state.upcoming_sleep,
+            )
+
+        count = 0
+
+        def attempt() -> GeminiImage | dict:
+            nonlocal count
+            count += 1
+            try:
+                return self._call_once(method, path, body)
+            except _AttemptFailed as failed:
+                failed.attempts = count
+                raise
+
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, self.max_attempts)),
+            wait=wait,
+            retry=retry_if_exception(
+                lambda e: isinstance(e, _AttemptFailed) and e.verdict.transient
+            ),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return retrying(attempt), count
+
+    def _call_once(self, method: str, path: str, body: dict[str, Any] | None) -> GeminiImage | dict:
+        if not self.api_key.strip():
+            raise self._failure(
+                Verdict(False, "API_KEY_MISSING", "the Gemini API key is empty", halts_run=True)
+            )
+        url = f"{self.base_url.rstrip('/')}/v1beta/{path}"
+        try:
+            response = self._get_session().request(
+                method,
+                url,
+                json=body,
+                headers={"x-goog-api-key": self.api_key},
+                timeout=(self.connect_timeout_s, self.read_timeout_s),
+            )
+        except requests.RequestException as error:
+            raise self._failure(protocol.classify_transport_error(error)) from None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if not 200 <= response.status_code < 300:
+            raise self._failure(
+                protocol.classify_error(
+                    response.status_code, payload, response.headers.get("Retry-After")
+                )
+            )
+        if body is None:  # preflight: any 2xx is enough
+            return payload if isinstance(payload, dict) else {}
+        answer = protocol.interpret_generate_answer(payload)
+        if isinstance(answer, Verdict):
+            raise self._failure(answer)
+        return answer
+
+    def _failure(self, verdict: Verdict) -> _AttemptFailed:
+        """The verdict as an exception, with the key scrubbed from its message."""
+        if self.api_key and self.api_key in verdict.message:
+            verdict = replace(verdict, message=verdict.message.replace(self.api_key, _REDACTED))
+        return _AttemptFailed(verdict)
+
+    def _fallback(self, request: CoverRequest, verdict: Verdict, attempts: int) -> GeneratedImage:
+        log.warning("Gemini gave no image (%s); drawing a local cover instead", verdict.reason)
+        local = LocalImageModel().generate(request)
+        metadata = {
+            **local.metadata,
+            "fallback": True,
+            "fallback_reason": verdict.reason,
+            "fallback_message": verdict.message,
+            "gemini_attempts": attempts,
+        }
+        return GeneratedImage(local.data, local.mime_type, local.model, metadata)
+
+    def _get_session(self) -> requests.Session:
+        with _SESSION_LOCK:
+            if self._session is None:
+                session = requests.Session()
+                # Enough pooled connections for many threads sharing one resource.
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+                self._session = session
+            return self._session

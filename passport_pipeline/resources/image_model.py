@@ -1,0 +1,64 @@
+"""Image models: the interface every model keeps, and the local Pillow renderer."""
+
+from __future__ import annotations
+
+import time
+
+from dagster import ConfigurableResource
+
+from passport_pipeline.domain.records import CoverRequest, GeneratedImage
+
+
+class ImageModelError(Exception):
+    """An image model could not produce a cover."""
+
+
+class TransientImageModelError(ImageModelError):
+    """Worth another try later: timeouts, 5xx, 429 with a per-minute quota, bad bytes."""
+
+
+class PermanentImageModelError(ImageModelError):
+    """Another try gives the same answer: refused content, a daily quota, a bad request.
+
+    ``halts_run`` marks answers that no other user's step can succeed against either
+    (a bad API key, an unknown model): the run stops calling the model after the first one.
+    """
+
+    def __init__(self, message: str, *, reason: str, halts_run: bool = False):
+        super().__init__(message)
+        self.reason = reason
+        self.halts_run = halts_run
+
+
+class ImageModel(ConfigurableResource):
+    """Turns a cover request into image bytes."""
+
+    def preflight(self) -> None:
+        """Check, before any user step runs, that the model can be called at all (free)."""
+
+    def generate(self, request: CoverRequest) -> GeneratedImage:
+        raise NotImplementedError
+
+
+class LocalImageModel(ImageModel):
+    """Draws a real passport cover from the month's visits with Pillow: no network, no cost."""
+
+    width: int = 768
+    height: int = 1024
+
+    def generate(self, request: CoverRequest) -> GeneratedImage:
+        # Imported here so that a Gemini-only deployment's steps never load the renderer.
+        from passport_pipeline.render.cover import render_cover
+
+        started = time.monotonic()
+        data = render_cover(request, width=self.width, height=self.height)
+        return GeneratedImage(
+            data=data,
+            mime_type="image/png",
+            model="local-renderer",
+            metadata={
+                "latency_s": round(time.monotonic() - started, 3),
+                "attempts": 1,
+                "estimated_cost_usd": 0.0,
+            },
+        )

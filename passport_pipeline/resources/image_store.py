@@ -1,0 +1,130 @@
+"""Image stores: where covers are kept (a local folder by default, S3 in production)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from dagster import ConfigurableResource
+from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    url: str
+
+
+class ImageStore(ConfigurableResource):
+    """Keeps cover objects under keys like ``covers/YYYY-MM/<token>.<ext>``."""
+
+    def find(self, stem: str) -> StoredObject | None:
+        """The object stored under ``stem.<any extension>``, if there is one."""
+        raise NotImplementedError
+
+    def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        """Store the whole object; when this returns, the object exists."""
+        raise NotImplementedError
+
+    def exists_at(self, url: str) -> bool:
+        """Whether ``url`` (as written to a passport) names an object in this store."""
+        raise NotImplementedError
+
+
+class LocalImageStore(ImageStore):
+    """A folder on this machine; passports get ``file://`` URLs."""
+
+    root: str
+
+    def _path(self, key: str) -> Path:
+        root = Path(self.root).resolve()
+        path = (root / key).resolve()
+        if root not in path.parents:
+            raise ValueError(f"object key {key!r} points outside the store")
+        return path
+
+    def find(self, stem: str) -> StoredObject | None:
+        base = self._path(stem)
+        if not base.parent.is_dir():
+            return None
+        for candidate in sorted(base.parent.glob(base.name + ".*")):
+            if candidate.suffix != ".tmp" and candidate.is_file():
+                key = candidate.relative_to(Path(self.root).resolve()).as_posix()
+                return StoredObject(key, candidate.as_uri())
+        return None
+
+    def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a crash never leaves a half-written cover that `find` would reuse.
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp.name, path)
+        return StoredObject(key, path.as_uri())
+
+    def exists_at(self, url: str) -> bool:
+        parsed = urlparse(url)
+        return parsed.scheme == "file" and Path(unquote(parsed.path)).is_file()
+
+
+class S3ImageStore(ImageStore):
+    """An S3 bucket through dagster-aws; passports get the CDN URL or ``s3://bucket/key``."""
+
+    s3: S3Resource
+    bucket: str
+    prefix: str = ""
+    public_base_url: str | None = None
+
+    _client: object | None = PrivateAttr(default=None)
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = self.s3.get_client()
+        return self._client
+
+    def _full_key(self, key: str) -> str:
+        prefix = self.prefix.strip("/")
+        return f"{prefix}/{key}" if prefix else key
+
+    def _url(self, full_key: str) -> str:
+        if self.public_base_url:
+            return f"{self.public_base_url.rstrip('/')}/{full_key}"
+        return f"s3://{self.bucket}/{full_key}"
+
+    def find(self, stem: str) -> StoredObject | None:
+        full_stem = self._full_key(stem)
+        listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix=full_stem + ".", MaxKeys=5)
+        keys = sorted(item["Key"] for item in listing.get("Contents", []))
+        return StoredObject(keys[0], self._url(keys[0])) if keys else None
+
+    def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        full_key = self._full_key(key)
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=full_key,
+            Body=data,
+            ContentType=content_type,
+            # Covers are private: never public-read, whatever the bucket's default ACL.
+            ACL="private",
+        )
+        return StoredObject(full_key, self._url(full_key))
+
+    def _key_from_url(self, url: str) -> str | None:
+        if self.public_base_url and url.startswith(self.public_base_url.rstrip("/") + "/"):
+            return url[len(self.public_base_url.rstrip("/")) + 1 :]
+        s3_prefix = f"s3://{self.bucket}/"
+        return url[len(s3_prefix) :] if url.startswith(s3_prefix) else None
+
+    def exists_at(self, url: str) -> bool:
+        key = self._key_from_url(url)
+        if key is None:
+            return False
+        listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        return any(item["Key"] == key for item in listing.get("Contents", []))

@@ -1,0 +1,122 @@
+"""The one place environment variables are read.
+
+Reading them builds plain values; nothing here connects, creates a file or logs. Secrets
+(``GEMINI_API_KEY``, ``PASSPORT_KEY_SECRET``, AWS credentials) are never read into these
+values: resources receive them as ``EnvVar`` and resolve them when a step runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_MODELS = ("local", "gemini")
+IMAGE_STORES = ("local", "s3")
+DEFAULT_HOME = "~/.passport_pipeline"
+DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
+DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-image"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the pipeline cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    image_model: str
+    image_store: str
+    key_secret_in_env: bool
+    max_concurrent_steps: int
+    gemini_base_url: str
+    gemini_model: str
+    gemini_aspect_ratio: str
+    gemini_price_per_image_usd: float
+    gemini_fallback_to_local: bool
+    s3_bucket: str | None
+    s3_prefix: str
+    public_base_url: str | None
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.home / "app.sqlite3"
+
+    @property
+    def local_store_root(self) -> Path:
+        return self.home / "images"
+
+    @property
+    def key_secret_file(self) -> Path:
+        return self.home / "key_secret"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+
+    def get(name: str, default: str | None = None) -> str | None:
+        value = env.get(name, "").strip()
+        return value or default
+
+    home = Path(get("PASSPORT_HOME", DEFAULT_HOME)).expanduser().resolve()
+    image_model = _choice(get("PASSPORT_IMAGE_MODEL", "local"), IMAGE_MODELS, "PASSPORT_IMAGE_MODEL")
+    image_store = _choice(get("PASSPORT_IMAGE_STORE", "local"), IMAGE_STORES, "PASSPORT_IMAGE_STORE")
+    s3_bucket = get("PASSPORT_S3_BUCKET")
+    if image_store == "s3" and not s3_bucket:
+        raise SettingsError("PASSPORT_IMAGE_STORE=s3 needs PASSPORT_S3_BUCKET")
+    return Settings(
+        home=home,
+        database_url=get("PASSPORT_DATABASE_URL") or f"sqlite:///{home / 'app.sqlite3'}",
+        image_model=image_model,
+        image_store=image_store,
+        key_secret_in_env=get("PASSPORT_KEY_SECRET") is not None,
+        max_concurrent_steps=_integer(get("PASSPORT_MAX_CONCURRENT_STEPS", "50"),
+                                      "PASSPORT_MAX_CONCURRENT_STEPS"),
+        gemini_base_url=get("GEMINI_BASE_URL", DEFAULT_GEMINI_BASE_URL).rstrip("/"),
+        gemini_model=get("GEMINI_MODEL", DEFAULT_GEMINI_MODEL),
+        gemini_aspect_ratio=get("GEMINI_ASPECT_RATIO", "3:4"),
+        gemini_price_per_image_usd=_number(get("GEMINI_PRICE_PER_IMAGE_USD", "0.039"),
+                                           "GEMINI_PRICE_PER_IMAGE_USD"),
+        gemini_fallback_to_local=_flag(get("PASSPORT_FALLBACK_TO_LOCAL", "false"),
+                                       "PASSPORT_FALLBACK_TO_LOCAL"),
+        s3_bucket=s3_bucket,
+        s3_prefix=(get("PASSPORT_S3_PREFIX", "") or "").strip("/"),
+        public_base_url=(get("PASSPORT_PUBLIC_BASE_URL") or "").rstrip("/") or None,
+    )
+
+
+def _choice(value: str, allowed: tuple[str, ...], name: str) -> str:
+    if value.lower() not in allowed:
+        raise SettingsError(f"{name}={value!r} is not one of: {', '.join(allowed)}")
+    return value.lower()
+
+
+def _integer(value: str, name: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a whole number") from None
+    if number < 1:
+        raise SettingsError(f"{name} must be at least 1, not {number}")
+    return number
+
+
+def _number(value: str, name: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a number") from None
+    if number < 0:
+        raise SettingsError(f"{name} cannot be negative")
+    return number
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={value!r} is not true or false")

@@ -1,0 +1,60 @@
+"""Fixtures: real app databases (sqlite files and PostgreSQL databases), Dagster instances."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+from dagster import DagsterInstance, instance_for_test
+
+from passport_pipeline.resources.app_db import AppDatabase
+from passport_pipeline.resources.cover_keys import CoverKeys
+from passport_pipeline.resources.image_model import LocalImageModel
+from passport_pipeline.resources.image_store import LocalImageStore
+
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'app.sqlite3'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the real PostgreSQL server, dropped afterwards."""
+    name = f"passport_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(PG_ADMIN_DSN)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def app_db_url(request) -> str:
+    """Each test using this runs on a sqlite file and on the PostgreSQL server."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as dagster_instance:
+        yield dagster_instance
+
+
+@pytest.fixture
+def local_resources(tmp_path, app_db_url) -> dict:
+    return {
+        "app_db": AppDatabase(url=app_db_url),
+        "image_model": LocalImageModel(),
+        "image_store": LocalImageStore(root=str(tmp_path / "store")),
+        "cover_keys": CoverKeys(secret="test-secret-0123456789abcdef"),
+    }
