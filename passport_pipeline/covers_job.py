@@ -1,7 +1,5 @@
 """The monthly cover job: the month's users → one cover step per user → record the month."""
 
-
-
 import json
 from dataclasses import dataclass
 
@@ -12,10 +10,12 @@ from dagster import (
     DynamicOut,
     DynamicOutput,
     Failure,
+    JobDefinition,
     MetadataValue,
     OpExecutionContext,
     Out,
     Output,
+    RetryPolicy,
     graph,
     op,
 )
@@ -28,7 +28,6 @@ from passport_pipeline.domain.prompt import build_prompt
 from passport_pipeline.domain.records import CoverRecord, CoverRequest, CoverStatus, UserTask
 from passport_pipeline.domain.summary import preview_markdown, summarize_month
 from passport_pipeline.partitions import monthly_partitions
-from passport_pipeline.policies import cover_retry_policy
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import ImageModel, PermanentImageModelError
@@ -61,7 +60,7 @@ def run_month(context: OpExecutionContext) -> Month:
     if not context.has_partition_key:
         raise Failure(
             "this job runs for one month: launch it for a partition, e.g. "
-            "--tags '{\"dagster/partition\": \"2026-10\"}'",
+            '--tags \'{"dagster/partition": "2026-10"}\'',
             allow_retries=False,
         )
     try:
@@ -107,7 +106,7 @@ def month_users(
         yield DynamicOutput(task, mapping_key=task.mapping_key, output_name="users")
 
 
-@op(pool=GEMINI_POOL, retry_policy=cover_retry_policy)
+@op(pool=GEMINI_POOL)
 def generate_cover(
     context: OpExecutionContext,
     task: UserTask,
@@ -134,8 +133,15 @@ def generate_cover(
         record = CoverRecord(
             task.user_id, month.key, CoverStatus.REUSED, passport.id, existing.key, existing.url
         )
-        return Output(record, metadata={"status": record.status.value, "key": existing.key,
-                                        "relinked": relinked, "model_calls": 0})
+        return Output(
+            record,
+            metadata={
+                "status": record.status.value,
+                "key": existing.key,
+                "relinked": relinked,
+                "model_calls": 0,
+            },
+        )
     request = CoverRequest(
         prompt=build_prompt(passport, month, visits),
         month=month,
@@ -187,7 +193,9 @@ def record_month(
     for record in records:
         if record.url and record.passport_id is not None:
             if not image_store.exists_at(record.url):
-                raise Failure(f"user {record.user_id}: cover {record.key} is missing from the store")
+                raise Failure(
+                    f"user {record.user_id}: cover {record.key} is missing from the store"
+                )
             relinked += app_db.link_cover(record.passport_id, record.url)
     summary = summarize_month(plan.month, plan.user_ids, records)
     metadata = {
@@ -199,14 +207,6 @@ def record_month(
     }
     context.log_event(AssetMaterialization(COVERS_ASSET, partition=plan.month, metadata=metadata))
     return Output(summary.as_metadata(), metadata=summary.as_metadata())
-
-
-@graph
-def monthly_passport_covers():
-    """Every month, a new passport cover for each user who visited places that month."""
-    plan, users = month_users()
-    records = users.map(generate_cover)
-    record_month(plan, records.collect())
 
 
 def _skipped(task: UserTask, reason: str) -> Output[CoverRecord]:
@@ -233,9 +233,22 @@ def _stop_if_halted(context: OpExecutionContext) -> None:
             )
 
 
-monthly_passport_covers_job = monthly_passport_covers.to_job(
-    name="monthly_passport_covers",
-    tags={"passport/lane": "covers"},
-    partitions_def=monthly_partitions,
-    description=(monthly_passport_covers.description),
-)
+JOB_NAME = "monthly_passport_covers"
+
+
+def build_covers_job(retry_policy: RetryPolicy) -> JobDefinition:
+    """The job, with the retry policy for the cover steps chosen by the definitions."""
+    cover_step = generate_cover.with_retry_policy(retry_policy)
+
+    @graph(name=JOB_NAME)
+    def monthly_passport_covers():
+        """Every month, a new passport cover for each user who visited places that month."""
+        plan, users = month_users()
+        record_month(plan, users.map(cover_step).collect())
+
+    return monthly_passport_covers.to_job(
+        name=JOB_NAME,
+        partitions_def=monthly_partitions,
+        tags={"passport/lane": "covers"},
+        description=monthly_passport_covers.description,
+    )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dagster import AssetSpec, Definitions, EnvVar, multiprocess_executor
 
-from passport_pipeline.covers_job import COVERS_ASSET, monthly_passport_covers_job
+from passport_pipeline.covers_job import COVERS_ASSET, build_covers_job
 from passport_pipeline.partitions import monthly_partitions
+from passport_pipeline.policies import cover_retry_policy
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import ImageModel, LocalImageModel
@@ -69,6 +70,7 @@ def executor_for(settings: Settings):
 
 
 def build_definitions(settings: Settings) -> Definitions:
+    covers_job = build_covers_job(cover_retry_policy)
     return Definitions(
         assets=[
             AssetSpec(
@@ -78,8 +80,8 @@ def build_definitions(settings: Settings) -> Definitions:
                 group_name="passports",
             )
         ],
-        jobs=[monthly_passport_covers_job],
-        schedules=[monthly_covers_schedule(monthly_passport_covers_job)],
+        jobs=[covers_job],
+        schedules=[monthly_covers_schedule(covers_job)],
         resources=resources_for(settings),
         executor=executor_for(settings),
     )

@@ -6,7 +6,7 @@ Two layers retry, each for what it is good at:
 - Dagster retries the whole step (fresh process, fresh connection) ``COVER_STEP_RETRIES`` (2)
   more times with exponential backoff and jitter when the step still ends in a transient error.
 
-So one user costs at most 3 × (1 + 2) = 9 paid calls in a run, and usually 1. Permanent answers
+So one user costs at most 3 * (1 + 2) = 9 paid calls in a run, and usually 1. Permanent answers
 (bad key, refused content, daily quota, a user with no passport) are not retried by either layer.
 """
 

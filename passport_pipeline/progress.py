@@ -17,7 +17,7 @@ import time
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, RunsFilter
 
-from passport_pipeline.covers_job import COVERS_ASSET, monthly_passport_covers_job
+from passport_pipeline.covers_job import COVERS_ASSET, JOB_NAME
 from passport_pipeline.domain.months import InvalidMonthError, Month
 from passport_pipeline.domain.progress import Progress, StepEvent, StepEventKind, compute_progress
 
@@ -33,7 +33,7 @@ _KINDS = {
 def latest_run_id(instance: DagsterInstance, month: Month) -> str | None:
     runs = instance.get_runs(
         RunsFilter(
-            job_name=monthly_passport_covers_job.name,
+            job_name=JOB_NAME,
             tags={"dagster/partition": month.key},
         ),
         limit=1,
@@ -62,7 +62,9 @@ def run_progress(instance: DagsterInstance, run_id: str) -> Progress:
             if event.event_type is DagsterEventType.STEP_OUTPUT:
                 value = event.step_output_data.metadata.get("status")
                 status = value.value if value is not None else None
-            events.append(StepEvent(event.step_key, _KINDS[event.event_type], entry.timestamp, status))
+            events.append(
+                StepEvent(event.step_key, _KINDS[event.event_type], entry.timestamp, status)
+            )
     records = instance.get_run_records(RunsFilter(run_ids=run_ids))
     starts = [r.start_time for r in records if r.start_time]
     finished = all(r.end_time for r in records)
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(error))
         run_id = latest_run_id(instance, month)
         if run_id is None:
-            print(f"no run of {monthly_passport_covers_job.name} for {month} yet", file=sys.stderr)
+            print(f"no run of {JOB_NAME} for {month} yet", file=sys.stderr)
             return 1
     try:
         progress = run_progress(instance, run_id)

@@ -61,8 +61,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         return value or default
 
     home = Path(get("PASSPORT_HOME", DEFAULT_HOME)).expanduser().resolve()
-    image_model = _choice(get("PASSPORT_IMAGE_MODEL", "local"), IMAGE_MODELS, "PASSPORT_IMAGE_MODEL")
-    image_store = _choice(get("PASSPORT_IMAGE_STORE", "local"), IMAGE_STORES, "PASSPORT_IMAGE_STORE")
+    image_model = _choice(
+        get("PASSPORT_IMAGE_MODEL", "local"), IMAGE_MODELS, "PASSPORT_IMAGE_MODEL"
+    )
+    image_store = _choice(
+        get("PASSPORT_IMAGE_STORE", "local"), IMAGE_STORES, "PASSPORT_IMAGE_STORE"
+    )
     s3_bucket = get("PASSPORT_S3_BUCKET")
     if image_store == "s3" and not s3_bucket:
         raise SettingsError("PASSPORT_IMAGE_STORE=s3 needs PASSPORT_S3_BUCKET")
@@ -72,15 +76,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         image_model=image_model,
         image_store=image_store,
         key_secret_in_env=get("PASSPORT_KEY_SECRET") is not None,
-        max_concurrent_steps=_integer(get("PASSPORT_MAX_CONCURRENT_STEPS", "50"),
-                                      "PASSPORT_MAX_CONCURRENT_STEPS"),
+        max_concurrent_steps=_integer(
+            get("PASSPORT_MAX_CONCURRENT_STEPS", "50"), "PASSPORT_MAX_CONCURRENT_STEPS"
+        ),
         gemini_base_url=get("GEMINI_BASE_URL", DEFAULT_GEMINI_BASE_URL).rstrip("/"),
         gemini_model=get("GEMINI_MODEL", DEFAULT_GEMINI_MODEL),
         gemini_aspect_ratio=get("GEMINI_ASPECT_RATIO", "3:4"),
-        gemini_price_per_image_usd=_number(get("GEMINI_PRICE_PER_IMAGE_USD", "0.039"),
-                                           "GEMINI_PRICE_PER_IMAGE_USD"),
-        gemini_fallback_to_local=_flag(get("PASSPORT_FALLBACK_TO_LOCAL", "false"),
-                                       "PASSPORT_FALLBACK_TO_LOCAL"),
+        gemini_price_per_image_usd=_number(
+            get("GEMINI_PRICE_PER_IMAGE_USD", "0.039"), "GEMINI_PRICE_PER_IMAGE_USD"
+        ),
+        gemini_fallback_to_local=_flag(
+            get("PASSPORT_FALLBACK_TO_LOCAL", "false"), "PASSPORT_FALLBACK_TO_LOCAL"
+        ),
         s3_bucket=s3_bucket,
         s3_prefix=(get("PASSPORT_S3_PREFIX", "") or "").strip("/"),
         public_base_url=(get("PASSPORT_PUBLIC_BASE_URL") or "").rstrip("/") or None,

@@ -39,21 +39,40 @@ def write_dataset(url: str, users: list[UserRow]) -> None:
     t.metadata.create_all(engine)
     user_rows, passport_rows, visit_rows = [], [], []
     for user in users:
-        user_rows.append({"id": user.id, "nickname": user.nickname or f"user{user.id}",
-                          "created_at": created})
+        user_rows.append(
+            {"id": user.id, "nickname": user.nickname or f"user{user.id}", "created_at": created}
+        )
         if user.title is None:
             continue
         passport_id = 1000 + user.id
-        passport_rows.append({"id": passport_id, "user_id": user.id, "title": user.title,
-                              "cover_image_url": None, "created_at": created,
-                              "updated_at": created})
+        passport_rows.append(
+            {
+                "id": passport_id,
+                "user_id": user.id,
+                "title": user.title,
+                "cover_image_url": None,
+                "created_at": created,
+                "updated_at": created,
+            }
+        )
         for place_id, when in user.visits:
             stored = when.astimezone(UTC).replace(tzinfo=None) if sqlite else when
-            visit_rows.append({"id": len(visit_rows) + 1, "passport_id": passport_id,
-                               "place_id": place_id, "visited_at": stored})
+            visit_rows.append(
+                {
+                    "id": len(visit_rows) + 1,
+                    "passport_id": passport_id,
+                    "place_id": place_id,
+                    "visited_at": stored,
+                }
+            )
     with engine.begin() as conn:
-        conn.execute(insert(t.places), [dict(zip(("id", "name", "category", "city", "country"), p,
-                                                 strict=True)) for p in PLACES])
+        conn.execute(
+            insert(t.places),
+            [
+                dict(zip(("id", "name", "category", "city", "country"), p, strict=True))
+                for p in PLACES
+            ],
+        )
         conn.execute(insert(t.users), user_rows)
         if passport_rows:
             conn.execute(insert(t.passports), passport_rows)

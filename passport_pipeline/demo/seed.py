@@ -114,8 +114,12 @@ def build_dataset() -> dict[str, list[dict]]:
             for _ in range(places_count + rng.randint(0, 4)):
                 passport = older.get(uid) if uid in older and rng.random() < 0.3 else None
                 visits.append(
-                    _visit(visits, passport or current[uid], rng.choice(favourites)["id"],
-                           _random_instant(rng, month))  # fmt: skip
+                    _visit(
+                        visits,
+                        passport or current[uid],
+                        rng.choice(favourites)["id"],
+                        _random_instant(rng, month),
+                    )
                 )
     visits.append(_visit(visits, current[NOVEMBER_EDGE[0]], 12, NOVEMBER_EDGE[1]))
     visits.append(_visit(visits, current[SEPTEMBER_EDGE[0]], 10, SEPTEMBER_EDGE[1]))
@@ -175,10 +179,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m passport_pipeline.demo.seed",
         description="Fill the app database with the demo dataset (drops its four tables first).",
     )
-    parser.add_argument("--database-url", help="default: PASSPORT_DATABASE_URL, or the sqlite "
-                        "file under PASSPORT_HOME")  # fmt: skip
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the existing tables and rows; only add missing demo rows")  # fmt: skip
+    parser.add_argument(
+        "--database-url",
+        help="default: PASSPORT_DATABASE_URL, or the sqlite file under PASSPORT_HOME",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the existing tables and rows; only add missing demo rows",
+    )
     args = parser.parse_args(argv)
     if args.database_url:
         url = args.database_url
@@ -206,15 +215,25 @@ def main(argv: list[str] | None = None) -> int:
 def _passport(passports: list[dict], user_id: int, title: str, created: datetime) -> int:
     passport_id = len(passports) + 1
     passports.append(
-        {"id": passport_id, "user_id": user_id, "title": title, "cover_image_url": None,
-         "created_at": created, "updated_at": created}  # fmt: skip
+        {
+            "id": passport_id,
+            "user_id": user_id,
+            "title": title,
+            "cover_image_url": None,
+            "created_at": created,
+            "updated_at": created,
+        }
     )
     return passport_id
 
 
 def _visit(visits: list[dict], passport_id: int, place_id: int, at: datetime) -> dict:
-    return {"id": len(visits) + 1, "passport_id": passport_id, "place_id": place_id,
-            "visited_at": at}  # fmt: skip
+    return {
+        "id": len(visits) + 1,
+        "passport_id": passport_id,
+        "place_id": place_id,
+        "visited_at": at,
+    }
 
 
 def _random_instant(rng: random.Random, month: Month) -> datetime:

@@ -25,7 +25,7 @@ def sanitize_user_text(text: str | None, limit: int = MAX_USER_TEXT) -> str:
     """
     if not text:
         return ""
-    normalized = unicodedata.normalize("NFKC", text)
+    normalized = _SPACES.sub(" ", unicodedata.normalize("NFKC", text))
     kept = "".join(ch for ch in normalized if unicodedata.category(ch)[0] != "C")
     kept = _STRIP.sub(" ", kept).replace('"', "'")
     kept = _SPACES.sub(" ", kept).strip()
@@ -43,9 +43,7 @@ def summarize_visits(visits: list[Visit] | tuple[Visit, ...]) -> str:
     parts = [f"{len(visits)} visit{'s' if len(visits) != 1 else ''}"]
     if named:
         more = len(place_counts) - len(named)
-        parts.append(
-            "places: " + ", ".join(named) + (f" and {more} more" if more > 0 else "")
-        )
+        parts.append("places: " + ", ".join(named) + (f" and {more} more" if more > 0 else ""))
     parts.append("cities: " + ", ".join(city for city, _ in cities.most_common(4)))
     parts.append("mostly " + ", ".join(cat for cat, _ in categories.most_common(3)))
     return "; ".join(parts)

@@ -32,16 +32,20 @@ class MonthSummary:
         }
 
 
-def summarize_month(month: str, planned_user_ids: list[int], records: list[CoverRecord]) -> MonthSummary:
+def summarize_month(
+    month: str, planned_user_ids: list[int], records: list[CoverRecord]
+) -> MonthSummary:
     """Count outcomes; a planned user without a record is a failure."""
     by_user = {record.user_id: record for record in records}
     statuses = Counter(record.status for record in by_user.values())
     reasons = Counter(
-        record.reason or "unknown" for record in by_user.values()
+        record.reason or "unknown"
+        for record in by_user.values()
         if record.status is CoverStatus.SKIPPED
     )
     preview = tuple(
-        record.url for record in sorted(by_user.values(), key=lambda r: r.user_id)
+        record.url
+        for record in sorted(by_user.values(), key=lambda r: r.user_id)
         if record.url and record.status is not CoverStatus.SKIPPED
     )[:PREVIEW_COUNT]
     return MonthSummary(

@@ -78,7 +78,8 @@ def render_cover(request: CoverRequest, width: int = 768, height: int = 1024) ->
     s = h / 1024  # every size below is for a 1024-high cover
     _centered(draw, " ".join("PASSPORT"), w / 2, 70 * s, 46 * s, GOLD)
     _draw_globe(draw, w / 2, 168 * s, 46 * s)
-    title = _printable(sanitize_user_text(request.title)) or "My Passport"
+    # Line breaks become spaces first: sanitising drops control characters, gluing words.
+    title = _printable(sanitize_user_text(" ".join(request.title.split()))) or "My Passport"
     _centered(draw, title, w / 2, 246 * s, 44 * s, PALE_GOLD, max_width=w * 0.84)
     month = passport_month_name(request.month).upper()
     _centered(draw, " ".join(month.split(" ")), w / 2, 304 * s, 24 * s, GOLD)
@@ -86,8 +87,8 @@ def render_cover(request: CoverRequest, width: int = 768, height: int = 1024) ->
     stamps, hidden = choose_stamps(request.visits)
     _draw_stamps(image, stamps, hidden, (w * 0.07, 372 * s, w * 0.93, 930 * s), rng)
     nickname = _printable(sanitize_user_text(request.nickname, limit=28)) or "Traveller"
-    places = len(stamps) + hidden
-    footer = f"HOLDER  {nickname}   ·   {len(request.visits)} VISITS, {places} PLACES"
+    totals = f"{_plural(len(request.visits), 'VISIT')}, {_plural(len(stamps) + hidden, 'PLACE')}"
+    footer = f"HOLDER  {nickname}   ·   {totals}"
     _centered(draw, footer, w / 2, 962 * s, 17 * s, PALE_GOLD, max_width=w * 0.8)
     out = io.BytesIO()
     image.resize((width, height), Image.Resampling.LANCZOS).save(out, format="PNG")
@@ -118,7 +119,9 @@ def _printable(text: str) -> str:
     return " ".join(kept.split())
 
 
-def _fit(text: str, size: float, max_width: float, min_size: float) -> tuple[str, ImageFont]:
+def _fit(
+    text: str, size: float, max_width: float, min_size: float
+) -> tuple[str, ImageFont.FreeTypeFont]:
     """The largest font (down to ``min_size``) that fits ``text``; cut with … below that."""
     size = int(size)
     while size > min_size and _font(size).getlength(text) > max_width:
@@ -140,12 +143,10 @@ def _draw_guilloche(image: Image.Image, background, phase: int) -> None:
     w, h = image.size
     shade = tuple(min(255, c + 22) for c in background)
     for i in range(-4, 44):
-        base = i * h / 40
+        wave = 18 * SCALE, 37 * SCALE, i * 0.6 + phase  # amplitude, wavelength, phase
         points = [
-            (x, base + 18 * SCALE * math.sin(x / (37 * SCALE) + i * 0.6 + phase)
-             + 9 * SCALE * math.sin(x / (13 * SCALE) + i))
-            for x in range(0, w + 8, 8)
-        ]  # fmt: skip
+            (x, i * h / 40 + wave[0] * math.sin(x / wave[1] + wave[2])) for x in range(0, w + 8, 8)
+        ]
         draw.line(points, fill=shade, width=SCALE)
 
 
@@ -194,8 +195,9 @@ def _draw_stamps(image, stamps: list[PlaceStamp], hidden: int, box, rng: random.
         in_row = min(cols, count - row * cols)  # centre an unfilled last row
         x0 = left + (right - left - in_row * cell_w) / 2 + col * cell_w
         ink = inks[index % len(inks)]
-        tile = _stamp_tile(stamps[index] if index < len(stamps) else hidden, ink, rng,
-                           cell_w * 0.92, cell_h * 0.92)  # fmt: skip
+        tile = _stamp_tile(
+            stamps[index] if index < len(stamps) else hidden, ink, rng, cell_w * 0.92, cell_h * 0.92
+        )
         slack_x, slack_y = max(0, cell_w - tile.width), max(0, cell_h - tile.height)
         x = x0 + slack_x * rng.uniform(0.3, 0.7)
         y = top + row * cell_h + slack_y * rng.uniform(0.3, 0.7)
@@ -212,10 +214,10 @@ def _stamp_tile(stamp: PlaceStamp | int, ink, rng: random.Random, max_w: float, 
     )
     sin, cos = abs(math.sin(math.radians(angle))), abs(math.cos(math.radians(angle)))
     if round_shape:
-        sw = sh = min(max_w, max_h, 240 * SCALE * (cos + sin)) / (cos + sin)
+        sw = sh = min(max_w, max_h, 260 * SCALE * (cos + sin)) / (cos + sin)
     else:  # the largest ~1.6:1 rectangle whose rotated bounds still fit the cell
         ratio = min(1.8, max(1.3, max_w / max_h))
-        sh = min(max_w / (ratio * cos + sin), max_h / (cos + ratio * sin), 170 * SCALE)
+        sh = min(max_w / (ratio * cos + sin), max_h / (cos + ratio * sin), 200 * SCALE)
         sw = sh * ratio
     sw, sh = int(sw), int(sh)
     tile = Image.new("RGBA", (sw, sh))
@@ -229,11 +231,16 @@ def _stamp_tile(stamp: PlaceStamp | int, ink, rng: random.Random, max_w: float, 
     if isinstance(stamp, int):
         lines = [(f"+{stamp}", 0.3), ("MORE", 0.13), ("PLACES", 0.1)]
     else:
-        when = stamp.first_visit_label + (f" · {stamp.visits} VISITS" if stamp.visits > 1 else "")
+        when = stamp.first_visit_label + (
+            f" · {_plural(stamp.visits, 'VISIT')}" if stamp.visits > 1 else ""
+        )
         name_size = 0.15 if round_shape else 0.17
         name_lines = _wrap(name or "A place", _font(int(sh * name_size)), sw * 0.8)
-        lines = [*[(part, name_size) for part in name_lines],
-                 ((_printable(stamp.city) or "-").upper(), 0.11), (when, 0.1)]  # fmt: skip
+        lines = [
+            *[(part, name_size) for part in name_lines],
+            ((_printable(stamp.city) or "-").upper(), 0.11),
+            (when, 0.1),
+        ]
     heights = [sh * size * 1.2 for _, size in lines]
     y = (sh - sum(heights)) / 2
     radius = sw / 2 - inset - line * 2
@@ -256,3 +263,7 @@ def _wrap(text: str, font, max_width: float) -> list[str]:
             return [first, " ".join(words[i:])]
         first = f"{first} {word}"
     return [first]
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 'S'}"

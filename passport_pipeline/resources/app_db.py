@@ -142,8 +142,7 @@ class AppDatabase(ConfigurableResource):
             update(t.passports)
             .where(t.passports.c.id == passport_id)
             .where(
-                (t.passports.c.cover_image_url.is_(None))
-                | (t.passports.c.cover_image_url != url)
+                (t.passports.c.cover_image_url.is_(None)) | (t.passports.c.cover_image_url != url)
             )
             .values(cover_image_url=url, updated_at=_utc_wall_time())
         )
@@ -159,7 +158,6 @@ class AppDatabase(ConfigurableResource):
         )
         with self._connect() as conn:
             return {int(pid): url for pid, url in conn.execute(query)}
-
 
 
 def _aware(value: datetime) -> datetime:

@@ -27,7 +27,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from passport_pipeline.domain import gemini_protocol as protocol
@@ -141,9 +142,11 @@ class GeminiImageModel(ImageModel):
         self, method: str, path: str, body: dict[str, Any] | None
     ) -> tuple[GeminiImage | dict, int]:
         """One call, retried by tenacity while the verdict is transient: (answer, attempts)."""
-        backoff = wait_exponential_jitter(
-            initial=self.initial_backoff_s, max=self.max_backoff_s, jitter=self.initial_backoff_s
-        )
+        # Exponential backoff plus up to one initial backoff of jitter. (Composed, because
+        # wait_exponential_jitter's argument names differ across tenacity 9.x releases.)
+        backoff = wait_exponential(
+            multiplier=self.initial_backoff_s, max=self.max_backoff_s
+        ) + wait_random(0, self.initial_backoff_s)
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
@@ -157,12 +160,12 @@ class GeminiImageModel(ImageModel):
         def before_sleep(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             log.warning(
-                "Gemini %s attempt %d of %d failed: %s; retrying in %.2f s",
+                "Gemini %s attempt %d of %d failed, retrying in %.2f s: %s",
                 path.rsplit(":", 1)[-1] if body is not None else "preflight",
                 state.attempt_number,
                 self.max_attempts,
-                error,
                 state.upcoming_sleep,
+                error,
             )
 
         count = 0
@@ -188,9 +191,11 @@ class GeminiImageModel(ImageModel):
         return retrying(attempt), count
 
     def _call_once(self, method: str, path: str, body: dict[str, Any] | None) -> GeminiImage | dict:
-        if not self.api_key.strip():
+        key = self.api_key.strip()  # a trailing newline from a secrets file is harmless
+        if not key or not key.isprintable() or " " in key:
+            problem = "is empty" if not key else "holds spaces or control characters"
             raise self._failure(
-                Verdict(False, "API_KEY_MISSING", "the Gemini API key is empty", halts_run=True)
+                Verdict(False, "API_KEY_MALFORMED", f"the Gemini API key {problem}", halts_run=True)
             )
         url = f"{self.base_url.rstrip('/')}/v1beta/{path}"
         try:
@@ -198,7 +203,7 @@ class GeminiImageModel(ImageModel):
                 method,
                 url,
                 json=body,
-                headers={"x-goog-api-key": self.api_key},
+                headers={"x-goog-api-key": key},
                 timeout=(self.connect_timeout_s, self.read_timeout_s),
             )
         except requests.RequestException as error:
@@ -221,10 +226,12 @@ class GeminiImageModel(ImageModel):
         return answer
 
     def _failure(self, verdict: Verdict) -> _AttemptFailed:
-        """The verdict as an exception, with the key scrubbed from its message."""
-        if self.api_key and self.api_key in verdict.message:
-            verdict = replace(verdict, message=verdict.message.replace(self.api_key, _REDACTED))
-        return _AttemptFailed(verdict)
+        """The verdict as an exception, the key scrubbed from what the server said."""
+        message, reason = verdict.message, verdict.reason
+        for form in (self.api_key, self.api_key.strip(), repr(self.api_key.strip())[1:-1]):
+            if form.strip():
+                message, reason = message.replace(form, _REDACTED), reason.replace(form, _REDACTED)
+        return _AttemptFailed(replace(verdict, message=message, reason=reason))
 
     def _fallback(self, request: CoverRequest, verdict: Verdict, attempts: int) -> GeneratedImage:
         log.warning("Gemini gave no image (%s); drawing a local cover instead", verdict.reason)

@@ -1,15 +1,17 @@
 """A real local HTTP server that answers like Gemini's REST API, with scripted faults.
 
     with FakeGemini(api_keys=["test-key"], latency_s=0.2) as server:
-        server.script([503, 503, "ok"])                          # every generate request
-        server.script([Reply.rate_limited("1s")], prompt_contains="Busan")
+        server.script([Reply.rate_limited("1s"), "ok"], prompt_contains="Busan")
+        server.script([503, 503, "ok"])  # every other generate request
         model = GeminiImageModel(api_key="test-key", base_url=server.base_url)
         ...
-        assert server.generate_requests == 3
+        assert server.generate_requests == 3 and server.max_in_flight == 1
 
+Endpoints: ``POST /v1beta/models/{model}:generateContent`` and ``GET /v1beta/models/{model}``.
+The key (``x-goog-api-key`` header or ``?key=``) and the model are checked first, as Google does.
 A rule's replies are used in order; once they run out its last reply repeats. Rules are tried
-in the order they were added; a request that no rule matches gets an image. Latency applies to
-200 answers (a generation); ``error_latency_s`` to error answers.
+in the order they were added; a request no rule matches gets an image. ``latency_s`` delays
+200 answers of generateContent (a generation), ``error_latency_s`` error answers.
 """
 
 from __future__ import annotations
@@ -31,22 +33,51 @@ from PIL import Image
 
 DEFAULT_MODEL = "gemini-2.5-flash-image"
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
-_STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-             404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-             503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}  # fmt: skip
-_MESSAGES = {
+RPC = "type.googleapis.com/google.rpc."
+STATUSES = {
+    **{400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"},
+    **{404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL"},
+    **{502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"},
+}
+MESSAGES = {
+    400: "API key not valid. Please pass a valid API key.",
+    403: "Method doesn't allow unregistered callers (callers without established identity). "
+    "Please use API Key or other form of API consumer identity to call this API.",
+    404: "models/{model} is not found for API version v1beta, or is not supported for "
+    "generateContent. Call ListModels to see the list of available models.",
     429: "You exceeded your current quota, please check your plan and billing details.",
     500: "An internal error has occurred. Please retry or report in "
     "https://developers.generativeai.google/guide/troubleshooting",
     503: "The model is overloaded. Please try again later.",
     504: "Deadline expired before operation could complete.",
 }
-_RPC = "type.googleapis.com/google.rpc."
+KEY_INVALID = {
+    "@type": RPC + "ErrorInfo",
+    "reason": "API_KEY_INVALID",
+    "domain": "googleapis.com",
+    "metadata": {"service": "generativelanguage.googleapis.com"},
+}
+
+
+def google_error(code: int, message: str | None = None, details: Sequence[dict] = ()) -> dict:
+    """Google's documented error body."""
+    status = STATUSES.get(code, "UNKNOWN")
+    text = message or MESSAGES.get(code, status.replace("_", " ").lower())
+    return {"error": {"code": code, "message": text, "status": status, "details": list(details)}}
+
+
+def _quota(quota_id: str, retry_delay: str | None) -> list[dict]:
+    metric = "generativelanguage.googleapis.com/generate_content_requests"
+    violation = {"quotaMetric": metric, "quotaId": quota_id, "quotaValue": "10"}
+    details = [{"@type": RPC + "QuotaFailure", "violations": [violation]}]
+    if retry_delay is not None:
+        details.append({"@type": RPC + "RetryInfo", "retryDelay": retry_delay})
+    return details
 
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer. Build them with the class methods."""
+    """One scripted answer; build it with the class methods (or the shorthands of as_reply)."""
 
     kind: str  # image | error | no_image | blocked | corrupt | hang | disconnect
     status: int = 200
@@ -60,35 +91,34 @@ class Reply:
 
     @classmethod
     def error(cls, code: int, message: str | None = None, details: Sequence[dict] = ()) -> Reply:
-        status = _STATUSES.get(code, "UNKNOWN")
-        return cls("error", code, google_error(code, status, message, details))
+        return cls("error", code, google_error(code, message, details))
 
     @classmethod
     def rate_limited(cls, retry_delay: str | None = "1s") -> Reply:
-        quota = {"quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
-                 "quotaId": "GenerateRequestsPerMinutePerProjectPerModel", "quotaValue": "10"}
-        details = [{"@type": _RPC + "QuotaFailure", "violations": [quota]}]
-        if retry_delay is not None:
-            details.append({"@type": _RPC + "RetryInfo", "retryDelay": retry_delay})
-        return cls.error(429, details=details)
+        """429 for a per-minute quota, with RetryInfo.retryDelay unless None."""
+        return cls.error(
+            429, details=_quota("GenerateRequestsPerMinutePerProjectPerModel", retry_delay)
+        )
 
     @classmethod
-    def daily_quota(cls, retry_delay: str = "17s") -> Reply:
-        quota = {"quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
-                 "quotaId": "GenerateRequestsPerDayPerProjectPerModel", "quotaValue": "100"}
-        return cls.error(429, details=[{"@type": _RPC + "QuotaFailure", "violations": [quota]},
-                                       {"@type": _RPC + "RetryInfo", "retryDelay": retry_delay}])
+    def daily_quota(cls, retry_delay: str | None = "17s") -> Reply:
+        return cls.error(
+            429, details=_quota("GenerateRequestsPerDayPerProjectPerModel", retry_delay)
+        )
 
     @classmethod
     def no_image(cls, finish_reason: str = "IMAGE_SAFETY") -> Reply:
+        """200 whose candidate has this finishReason and no parts."""
         return cls("no_image", reason=finish_reason)
 
     @classmethod
     def blocked(cls, block_reason: str = "PROHIBITED_CONTENT") -> Reply:
+        """200 with promptFeedback.blockReason and no candidates."""
         return cls("blocked", reason=block_reason)
 
     @classmethod
     def corrupt_image(cls, invalid_base64: bool = False) -> Reply:
+        """200 whose image is truncated bytes (or, with invalid_base64, not base64 at all)."""
         return cls("corrupt", reason="base64" if invalid_base64 else "bytes")
 
     @classmethod
@@ -98,11 +128,12 @@ class Reply:
 
     @classmethod
     def disconnect(cls) -> Reply:
+        """Close the connection without sending a status line."""
         return cls("disconnect")
 
 
 def as_reply(value: Reply | int | str) -> Reply:
-    """Shorthands: ``"ok"`` is an image, a number an error answer with that HTTP status."""
+    """Shorthands: ``"ok"`` is an image, a number is an error answer with that HTTP status."""
     if isinstance(value, Reply):
         return value
     if value == "ok":
@@ -112,35 +143,28 @@ def as_reply(value: Reply | int | str) -> Reply:
     raise ValueError(f"not a reply: {value!r}")
 
 
-def google_error(code: int, status: str, message: str | None, details: Sequence[dict] = ()):
-    text = message or _MESSAGES.get(code, status.replace("_", " ").lower())
-    return {"error": {"code": code, "message": text, "status": status, "details": list(details)}}
-
-
 @dataclass
 class Rule:
     replies: list[Reply]
-    prompt_contains: str | None = None
+    prompt_contains: str | None = None  # None: every request of the endpoint
     per_prompt: bool = False  # each distinct prompt walks the replies on its own
     endpoint: str = "generate"  # or "get" (models.get, the client's preflight)
     name: str = "all"
-    _taken: Counter = field(default_factory=Counter)
+    taken: Counter[str] = field(default_factory=Counter)
 
     def matches(self, endpoint: str, prompt: str) -> bool:
-        return endpoint == self.endpoint and (
-            self.prompt_contains is None or self.prompt_contains in prompt
-        )
+        wanted = self.prompt_contains
+        return endpoint == self.endpoint and (wanted is None or wanted in prompt)
 
     def take(self, prompt: str) -> Reply:
         key = prompt if self.per_prompt else ""
-        index = min(self._taken[key], len(self.replies) - 1)
-        self._taken[key] += 1
-        return self.replies[index]
+        self.taken[key] += 1
+        return self.replies[min(self.taken[key], len(self.replies)) - 1]
 
 
 @dataclass
 class RecordedRequest:
-    endpoint: str
+    endpoint: str  # generate | get
     model: str
     prompt: str
     aspect_ratio: str | None
@@ -148,22 +172,28 @@ class RecordedRequest:
     start: float  # time.monotonic()
     end: float | None = None
     rule: str | None = None
-    reply: str = ""
+    outcome: str = ""  # image | error | no_image | blocked | corrupt | hang | disconnect | model
 
 
 class FakeGemini:
-    def __init__(self, *, api_keys: Iterable[str] = ("test-key",),
-                 models: Iterable[str] = (DEFAULT_MODEL,), latency_s: float = 0.0,
-                 error_latency_s: float = 0.0, image_format: str = "png",
-                 text_before_image: bool = True, echo_key_in_errors: bool = False,
-                 request_queue_size: int = 128):  # fmt: skip
-        self.api_keys = set(api_keys)
-        self.models = set(models)
-        self.latency_s = latency_s
-        self.error_latency_s = error_latency_s
-        self.image_format = image_format
-        self.text_before_image = text_before_image
-        self.echo_key_in_errors = echo_key_in_errors  # to prove the client scrubs messages
+    """Thread-safe counters: records, rule_counts, keys_seen, keys_in_url, (max_)in_flight."""
+
+    def __init__(
+        self,
+        *,
+        api_keys: Iterable[str] = ("test-key",),
+        models: Iterable[str] = (DEFAULT_MODEL,),
+        latency_s: float = 0.0,
+        error_latency_s: float = 0.0,
+        image_format: str = "png",  # png | jpeg | webp
+        text_before_image: bool = True,
+        echo_key_in_errors: bool = False,  # a hostile server, to prove the client scrubs
+        request_queue_size: int = 128,
+    ):
+        self.api_keys, self.models = set(api_keys), set(models)
+        self.latency_s, self.error_latency_s = latency_s, error_latency_s
+        self.image_format, self.text_before_image = image_format, text_before_image
+        self.echo_key_in_errors = echo_key_in_errors
         self.rules: list[Rule] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -175,18 +205,15 @@ class FakeGemini:
         self._httpd.fake = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
     def start(self) -> FakeGemini:
         self._httpd.server_bind()
         self._httpd.server_activate()
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
-                                        kwargs={"poll_interval": 0.05}, name="fake-gemini")
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self.stopping.set()
+        self.stopping.set()  # wakes requests sleeping in latency or a hang
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join(timeout=5)
@@ -204,15 +231,20 @@ class FakeGemini:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    # -- scripting ---------------------------------------------------------------------------
-
-    def script(self, replies: Sequence[Reply | int | str], *, prompt_contains: str | None = None,
-               per_prompt: bool = False, endpoint: str = "generate",
-               name: str | None = None) -> Rule:  # fmt: skip
+    def script(
+        self,
+        replies: Sequence[Reply | int | str],
+        *,
+        prompt_contains: str | None = None,
+        per_prompt: bool = False,
+        endpoint: str = "generate",
+        name: str | None = None,
+    ) -> Rule:
+        """Add a rule: requests whose prompt contains ``prompt_contains`` get ``replies``."""
         if not replies:
             raise ValueError("a rule needs at least one reply")
-        rule = Rule([as_reply(r) for r in replies], prompt_contains, per_prompt, endpoint,
-                    name or prompt_contains or f"{endpoint}-all")  # fmt: skip
+        name = name or prompt_contains or f"{endpoint}:all"
+        rule = Rule([as_reply(r) for r in replies], prompt_contains, per_prompt, endpoint, name)
         with self.lock:
             self.rules.append(rule)
         return rule
@@ -221,42 +253,44 @@ class FakeGemini:
         with self.lock:
             self.rules.clear()
 
-    # -- counters ------------------------------------------------------------------------------
-
     def reset(self) -> None:
+        """Zero the counters (rules and their progress stay)."""
         with self.lock:
             self.records: list[RecordedRequest] = []
             self.rule_counts: Counter[str] = Counter()
             self.keys_seen: Counter[str] = Counter()
-            self.keys_in_url = 0
-            self.in_flight = 0
-            self.max_in_flight = 0
+            self.keys_in_url = self.in_flight = self.max_in_flight = 0
 
     @property
     def generate_requests(self) -> int:
-        return sum(r.endpoint == "generate" for r in self.records)
+        with self.lock:
+            return sum(r.endpoint == "generate" for r in self.records)
 
     @property
     def get_requests(self) -> int:
-        return sum(r.endpoint == "get" for r in self.records)
+        with self.lock:
+            return sum(r.endpoint == "get" for r in self.records)
 
     def requests_for(self, prompt_contains: str) -> int:
-        return sum(r.endpoint == "generate" and prompt_contains in r.prompt for r in self.records)
+        """Generate requests whose prompt contains this text."""
+        with self.lock:
+            return sum(
+                r.endpoint == "generate" and prompt_contains in r.prompt for r in self.records
+            )
 
     def intervals(self) -> list[tuple[float, float | None]]:
         """(start, end) in time.monotonic() of every generate request, in arrival order."""
         with self.lock:
             return [(r.start, r.end) for r in self.records if r.endpoint == "generate"]
 
-    # -- answering (called by the handler threads) -----------------------------------------------
+    # -- called by the handler threads ---------------------------------------------------------
 
-    def begin(self, record: RecordedRequest, in_url: bool) -> Reply | None:
-        """Record a request; return the scripted reply, or None when no rule matches."""
+    def begin(self, record: RecordedRequest, key_in_url: bool) -> Reply | None:
+        """Count a request; return the scripted reply of the first matching rule, if any."""
         with self.lock:
             self.records.append(record)
-            if record.key is not None:
-                self.keys_seen[record.key] += 1
-            self.keys_in_url += in_url
+            self.keys_seen.update([record.key] if record.key else [])
+            self.keys_in_url += key_in_url
             if record.endpoint == "generate":
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -267,28 +301,139 @@ class FakeGemini:
                     return rule.take(record.prompt)
         return None
 
-    def finish(self, record: RecordedRequest, reply: str) -> None:
+    def finish(self, record: RecordedRequest, outcome: str) -> None:
         with self.lock:
-            record.end, record.reply = time.monotonic(), reply
-            if record.endpoint == "generate":
-                self.in_flight -= 1
+            record.end, record.outcome = time.monotonic(), outcome
+            self.in_flight -= record.endpoint == "generate"
 
     def pause(self, seconds: float) -> None:
         if seconds > 0:
             self.stopping.wait(seconds)
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=64)
 def portrait_image(image_format: str, aspect_ratio: str = "3:4") -> bytes:
-    """A small real image (96 px on the short side) in the requested format."""
+    """A small real image, 96 px on its short side (3:4 gives 96x128), in the given format."""
     across, down = (int(n) for n in aspect_ratio.split(":"))
-    short = 96
-    size = (short, round(short * down / across)) if down >= across else (
-        round(short * across / down), short)  # fmt: skip
-    image = Image.linear_gradient("L").resize(size).convert("RGB")
+    scale = 96 / min(across, down)
+    image = Image.linear_gradient("L").resize((round(across * scale), round(down * scale)))
     buffer = io.BytesIO()
-    image.save(buffer, format={"jpg": "JPEG"}.get(image_format, image_format.upper()))
+    image.convert("RGB").save(buffer, format="JPEG" if image_format == "jpg" else image_format)
     return buffer.getvalue()
 
 
-from passport_pipeline_tests.servers._gemini_handler import _Handler  # noqa: E402
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a client's session expects
+    server: Any
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # quiet test output
+
+    def do_GET(self) -> None:
+        self._serve("get")
+
+    def do_POST(self) -> None:
+        self._serve("generate")
+
+    def _serve(self, endpoint: str) -> None:
+        fake: FakeGemini = self.server.fake
+        url = urlsplit(self.path)
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        url_key = parse_qs(url.query).get("key", [None])[0]
+        key = self.headers.get("x-goog-api-key") or url_key
+        try:
+            body = json.loads(raw or b"{}")
+            parts = [p for c in body.get("contents", []) for p in c.get("parts", [])]
+            prompt = " ".join(p.get("text", "") for p in parts)
+            ratio = body.get("generationConfig", {}).get("imageConfig", {}).get("aspectRatio")
+        except (ValueError, AttributeError, TypeError):
+            body, prompt, ratio = None, "", None
+        model, _, method = url.path.removeprefix("/v1beta/models/").partition(":")
+        record = RecordedRequest(endpoint, model, prompt, ratio, key, time.monotonic())
+        reply, outcome = fake.begin(record, url_key is not None), "error"
+        try:
+            outcome = self._answer(fake, record, url.path, method, body, reply)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        finally:
+            fake.finish(record, outcome)
+
+    def _answer(
+        self,
+        fake: FakeGemini,
+        record: RecordedRequest,
+        path: str,
+        method: str,
+        body: Any,
+        reply: Reply | None,
+    ) -> str:
+        wanted = "generateContent" if record.endpoint == "generate" else ""
+        if not path.startswith("/v1beta/models/") or method != wanted:
+            return self._error(fake, google_error(404, f"Method not found: {path}"))
+        if not record.key:
+            return self._error(fake, google_error(403))
+        if record.key not in fake.api_keys:
+            echo = f" (got {record.key})" if fake.echo_key_in_errors else ""
+            return self._error(fake, google_error(400, MESSAGES[400] + echo, [KEY_INVALID]))
+        if record.model not in fake.models:
+            return self._error(fake, google_error(404, MESSAGES[404].format(model=record.model)))
+        if record.endpoint == "generate" and not (body and body.get("contents")):
+            return self._error(fake, google_error(400, "* contents: contents is not specified"))
+        if record.endpoint == "generate" and (record.aspect_ratio or "1:1") not in ASPECT_RATIOS:
+            return self._error(fake, google_error(400, f"Bad aspectRatio {record.aspect_ratio}"))
+        reply = reply or Reply.ok()
+        if reply.kind == "error":
+            return self._error(fake, reply.body or google_error(reply.status))
+        if reply.kind in ("disconnect", "hang"):
+            fake.pause(reply.seconds)
+            self.close_connection = True  # no status line at all: the client sees EOF
+            return reply.kind
+        if record.endpoint == "get":
+            methods = ["generateContent", "countTokens"]
+            info = {"name": f"models/{record.model}", "supportedGenerationMethods": methods}
+            return self._json(200, info, "model")
+        fake.pause(fake.latency_s)
+        return self._json(200, _generate_answer(fake, record, body, reply), reply.kind)
+
+    def _error(self, fake: FakeGemini, payload: dict[str, Any]) -> str:
+        fake.pause(fake.error_latency_s)
+        return self._json(payload["error"]["code"], payload, "error")
+
+    def _json(self, status: int, payload: dict[str, Any], outcome: str) -> str:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        return outcome
+
+
+def _generate_answer(fake: FakeGemini, record: RecordedRequest, body: dict, reply: Reply) -> dict:
+    prompt_tokens, output_tokens = len(record.prompt.split()), 0
+    answer: dict[str, Any] = {"modelVersion": record.model, "responseId": f"fake-{id(record)}"}
+    if reply.kind == "blocked":
+        answer["promptFeedback"] = {"blockReason": reply.reason}
+    elif reply.kind == "no_image":
+        answer["candidates"] = [{"finishReason": reply.reason, "index": 0}]
+    else:
+        fmt = fake.image_format.lower()
+        data = base64.b64encode(portrait_image(fmt, record.aspect_ratio or "1:1")).decode()
+        if reply.kind == "corrupt":
+            data = "@@not base64@@" if reply.reason == "base64" else data[: len(data) // 8 * 4]
+        modalities = body.get("generationConfig", {}).get("responseModalities", ["TEXT"])
+        parts: list[dict[str, Any]] = []
+        if fake.text_before_image or "IMAGE" not in modalities:
+            parts.append({"text": "Here is the passport cover you asked for."})
+        if "IMAGE" in modalities:
+            mime = "image/jpeg" if fmt in ("jpg", "jpeg") else f"image/{fmt}"
+            parts.append({"inlineData": {"mimeType": mime, "data": data}})
+            output_tokens = 1290
+        content = {"role": "model", "parts": parts}
+        answer["candidates"] = [{"content": content, "finishReason": "STOP", "index": 0}]
+    total = prompt_tokens + output_tokens
+    answer["usageMetadata"] = {
+        **{"promptTokenCount": prompt_tokens, "candidatesTokenCount": output_tokens},
+        "totalTokenCount": total,
+    }
+    return answer

@@ -1,0 +1,53 @@
+import pytest
+
+from passport_pipeline.domain.progress import StepEvent, StepEventKind, compute_progress
+
+K = StepEventKind
+
+
+def events(*rows):
+    return [StepEvent(step, kind, ts, status) for step, kind, ts, status in rows]
+
+
+def test_counts_and_percent_mid_run():
+    log = events(
+        ("month_users", K.SUCCESS, 1, None),
+        ("generate_cover[user_1]", K.START, 2, None),
+        ("generate_cover[user_1]", K.OUTPUT, 3, "generated"),
+        ("generate_cover[user_1]", K.SUCCESS, 3, None),
+        ("generate_cover[user_2]", K.START, 2, None),
+        ("generate_cover[user_2]", K.OUTPUT, 3, "skipped"),
+        ("generate_cover[user_2]", K.SUCCESS, 3, None),
+        ("generate_cover[user_3]", K.START, 2, None),
+        ("generate_cover[user_3]", K.FAILURE, 4, None),
+        ("generate_cover[user_4]", K.START, 2, None),
+        ("generate_cover[user_4]", K.RETRY, 4, None),
+    )
+    progress = compute_progress(5, log, started_at=0.0, ended_at=10.0)
+    assert progress.as_dict() == {
+        "total": 5,
+        "completed": 1,
+        "failed": 1,
+        "skipped": 1,
+        "in_flight": 1,
+        "remaining": 2,
+        "percent": 60.0,
+        "elapsed_s": 10.0,
+    }
+
+
+def test_a_later_success_in_a_re_execution_replaces_the_failure():
+    log = events(
+        ("generate_cover[user_3]", K.FAILURE, 4, None),
+        ("generate_cover[user_3]", K.START, 20, None),
+        ("generate_cover[user_3]", K.OUTPUT, 21, "generated"),
+        ("generate_cover[user_3]", K.SUCCESS, 21, None),
+    )
+    progress = compute_progress(1, log, 0, 30)
+    assert (progress.completed, progress.failed, progress.percent) == (1, 0, 100.0)
+
+
+@pytest.mark.parametrize(("total", "percent", "remaining"), [(None, None, None), (0, 100.0, 0)])
+def test_unknown_or_empty_total(total, percent, remaining):
+    progress = compute_progress(total, [], 0, 1)
+    assert (progress.percent, progress.remaining) == (percent, remaining)

@@ -1,0 +1,42 @@
+from passport_pipeline.domain.records import CoverRecord, CoverStatus
+from passport_pipeline.domain.summary import preview_markdown, summarize_month
+
+
+def record(user_id: int, status: CoverStatus, url: str | None = None, reason: str | None = None):
+    return CoverRecord(user_id, "2026-10", status, passport_id=user_id, url=url, reason=reason)
+
+
+def test_counts_each_outcome_and_planned_users_without_a_record_as_failed():
+    records = [
+        record(1, CoverStatus.GENERATED, "s3://b/covers/1.png"),
+        record(2, CoverStatus.REUSED, "s3://b/covers/2.png"),
+        record(3, CoverStatus.SKIPPED, reason="user has no passport"),
+        record(4, CoverStatus.SKIPPED, reason="no visits in 2026-10"),
+    ]
+    summary = summarize_month("2026-10", [1, 2, 3, 4, 5], records)
+    assert summary.as_metadata() == {
+        "month": "2026-10",
+        "total": 5,
+        "generated": 1,
+        "reused": 1,
+        "skipped": 2,
+        "failed": 1,
+    }
+    assert summary.skip_reasons == {"user has no passport": 1, "no visits in 2026-10": 1}
+    assert summary.preview_urls == ("s3://b/covers/1.png", "s3://b/covers/2.png")
+
+
+def test_preview_shows_https_covers_as_images_and_others_as_links():
+    records = [
+        record(1, CoverStatus.GENERATED, "https://cdn.example/covers/1.png"),
+        record(2, CoverStatus.GENERATED, "file:///tmp/covers/2.png"),
+    ]
+    markdown = preview_markdown(summarize_month("2026-10", [1, 2], records))
+    assert "![cover](https://cdn.example/covers/1.png)" in markdown
+    assert "- `file:///tmp/covers/2.png`" in markdown
+
+
+def test_empty_month():
+    summary = summarize_month("2026-10", [], [])
+    assert (summary.total, summary.failed) == (0, 0)
+    assert preview_markdown(summary) == "_no covers this month_"

@@ -1,0 +1,53 @@
+import stat
+
+import pytest
+
+from passport_pipeline.domain.months import Month
+from passport_pipeline.resources.cover_keys import CoverKeys
+from passport_pipeline.resources.image_store import LocalImageStore
+
+
+@pytest.fixture
+def store(tmp_path) -> LocalImageStore:
+    return LocalImageStore(root=str(tmp_path / "store"))
+
+
+def test_put_then_find_by_stem_with_any_extension(store):
+    assert store.find("covers/2026-10/abc") is None
+    stored = store.put("covers/2026-10/abc.webp", b"RIFFdata", "image/webp")
+    assert stored.key == "covers/2026-10/abc.webp"
+    assert store.find("covers/2026-10/abc") == stored
+    assert store.exists_at(stored.url)
+    assert store.find("covers/2026-10/ab") is None
+
+
+def test_a_leftover_temporary_file_is_not_a_cover(store, tmp_path):
+    folder = tmp_path / "store" / "covers" / "2026-10"
+    folder.mkdir(parents=True)
+    (folder / "abc.x1y2.tmp").write_bytes(b"half")
+    assert store.find("covers/2026-10/abc") is None
+
+
+def test_exists_at_is_false_for_missing_and_foreign_urls(store, tmp_path):
+    assert not store.exists_at((tmp_path / "nope.png").as_uri())
+    assert not store.exists_at("s3://bucket/covers/x.png")
+
+
+def test_keys_cannot_escape_the_store(store):
+    with pytest.raises(ValueError, match="outside the store"):
+        store.put("../../etc/passwd", b"x", "image/png")
+
+
+def test_embedded_secret_is_created_once_private_and_kept(tmp_path):
+    secret_file = tmp_path / "home" / "key_secret"
+    keys = CoverKeys(secret_file=str(secret_file))
+    first = keys.stem(7, Month(2026, 10))
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert CoverKeys(secret_file=str(secret_file)).stem(7, Month(2026, 10)) == first
+    assert len(secret_file.read_text()) >= 32
+
+
+def test_secret_from_environment_wins_over_the_file(tmp_path):
+    keys = CoverKeys(secret="from-env-0123456789abcdef", secret_file=str(tmp_path / "key_secret"))
+    keys.stem(7, Month(2026, 10))
+    assert not (tmp_path / "key_secret").exists()

@@ -1,0 +1,175 @@
+"""Whole-job runs in process on the local image model and store (sqlite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import Backoff, DagsterEventType, DagsterInstance, RetryPolicy
+
+from passport_pipeline.covers_job import build_covers_job
+from passport_pipeline.domain.images import inspect_image
+from passport_pipeline.policies import COVER_STEP_RETRIES
+from passport_pipeline.resources.app_db import AppDatabase
+from passport_pipeline.resources.cover_keys import CoverKeys
+from passport_pipeline.resources.image_model import LocalImageModel
+from passport_pipeline.resources.image_store import LocalImageStore
+from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
+
+USERS = [
+    UserRow(1, visits=[(1, october(3)), (2, october(4))]),
+    UserRow(2, visits=[(3, october(5)), (4, october(6)), (5, october(7))]),
+    UserRow(3, title=None),  # no passport
+    UserRow(4, visits=[(1, october(1).replace(month=9))]),  # September only
+]
+
+
+# The production policy's shape, with delays short enough for a test suite.
+covers_job = build_covers_job(
+    RetryPolicy(max_retries=COVER_STEP_RETRIES, delay=0.05, backoff=Backoff.EXPONENTIAL)
+)
+
+
+def run(resources: dict, instance: DagsterInstance, month: str = "2026-10", **config):
+    return covers_job.execute_in_process(
+        resources=resources,
+        instance=instance,
+        partition_key=month,
+        run_config={"ops": {"month_users": {"config": config}}} if config else None,
+        raise_on_error=False,
+    )
+
+
+def month_metadata(result) -> dict:
+    [materialization] = result.asset_materializations_for_node("record_month")
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def outputs_by_user(result) -> dict[int, dict]:
+    return {record.user_id: record for record in result.output_for_node("generate_cover").values()}
+
+
+def error_chain(error) -> str:
+    """The messages of a step's error and of every error that caused it."""
+    messages = []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
+
+
+def assert_every_cover_url_exists(url: str, store: LocalImageStore) -> None:
+    for user_id, cover_url in cover_urls(url).items():
+        assert cover_url is None or store.exists_at(cover_url), (user_id, cover_url)
+
+
+def test_month_run_covers_every_visitor(app_db_url, local_resources, instance):
+    write_dataset(app_db_url, USERS)
+    result = run(local_resources, instance)
+    assert result.success
+    urls = cover_urls(app_db_url)
+    assert urls[1] and urls[2]
+    assert urls[4] is None  # visited in September only
+    store = local_resources["image_store"]
+    for user_id in (1, 2):
+        record = outputs_by_user(result)[user_id]
+        assert record.status == "generated" and record.url == urls[user_id]
+        with open(store._path(record.key), "rb") as cover:
+            assert inspect_image(cover.read()).mime_type == "image/png"
+    assert month_metadata(result) | {"preview": None} == month_metadata(result) | {
+        "month": "2026-10",
+        "total": 2,
+        "generated": 2,
+        "reused": 0,
+        "skipped": 0,
+        "failed": 0,
+        "preview": None,
+    }
+    assert_every_cover_url_exists(app_db_url, store)
+
+
+def test_explicit_user_ids_skip_with_reasons_and_list_unknown_ids(
+    app_db_url, local_resources, instance
+):
+    write_dataset(app_db_url, USERS)
+    result = run(local_resources, instance, user_ids=[1, 3, 4, 999, 1])
+    assert result.success
+    records = outputs_by_user(result)
+    assert records[1].status == "generated"
+    assert (records[3].status, records[3].reason) == ("skipped", "user has no passport")
+    assert (records[4].status, records[4].reason) == ("skipped", "no visits in 2026-10")
+    metadata = month_metadata(result)
+    assert metadata["unknown_user_ids"] == [999]
+    assert (metadata["total"], metadata["generated"], metadata["skipped"]) == (3, 1, 2)
+    assert cover_urls(app_db_url)[2] is None  # not asked for
+
+
+def test_second_run_reuses_stored_covers_and_relinks(app_db_url, local_resources, instance):
+    write_dataset(app_db_url, USERS)
+    first = run(local_resources, instance)
+    store = local_resources["image_store"]
+    path = store._path(outputs_by_user(first)[1].key)
+    written_at = path.stat().st_mtime_ns
+    # The app cleared a cover: the next run relinks it without drawing a new one.
+    write_dataset(app_db_url, USERS)
+    second = run(local_resources, instance)
+    assert second.success
+    assert {r.status for r in outputs_by_user(second).values()} == {"reused"}
+    assert path.stat().st_mtime_ns == written_at
+    assert cover_urls(app_db_url)[1] == outputs_by_user(first)[1].url
+    assert month_metadata(second)["reused"] == 2
+
+
+def test_force_regenerates(app_db_url, local_resources, instance):
+    write_dataset(app_db_url, USERS)
+    run(local_resources, instance)
+    forced = run(local_resources, instance, force_regenerate=True)
+    assert {r.status for r in outputs_by_user(forced).values()} == {"generated"}
+
+
+def test_a_failed_upload_leaves_the_passport_untouched(
+    app_db_url, local_resources, instance, tmp_path
+):
+    write_dataset(app_db_url, USERS)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store's folder should be")
+    resources = {**local_resources, "image_store": LocalImageStore(root=str(blocker))}
+    result = run(resources, instance)
+    assert not result.success
+
+    def steps(event_type):
+        return sorted(e.step_key for e in result.all_events if e.event_type == event_type)
+
+    assert steps(DagsterEventType.STEP_FAILURE) == [
+        "generate_cover[user_1]",
+        "generate_cover[user_2]",
+    ]
+    assert len(steps(DagsterEventType.STEP_UP_FOR_RETRY)) == 2 * COVER_STEP_RETRIES
+    assert set(cover_urls(app_db_url).values()) == {None}
+
+
+def test_month_with_no_visitors_still_records_the_month(app_db_url, local_resources, instance):
+    write_dataset(app_db_url, USERS)
+    result = run(local_resources, instance, month="2026-08")
+    assert result.success
+    assert month_metadata(result)["total"] == 0
+
+
+def test_unreachable_database_fails_the_first_step_with_a_clear_message(tmp_path, instance):
+    resources = {
+        "app_db": AppDatabase(url="postgresql+psycopg2://postgres@127.0.0.1:5999/app"),
+        "image_model": LocalImageModel(),
+        "image_store": LocalImageStore(root=str(tmp_path / "store")),
+        "cover_keys": CoverKeys(secret="test-secret-0123456789abcdef"),
+    }
+    result = run(resources, instance)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert failure.step_key == "month_users"
+    assert "cannot reach the app database at postgresql+psycopg2://postgres@127.0.0.1:5999/app" in (
+        error_chain(failure.step_failure_data.error)
+    )
+
+
+@pytest.mark.parametrize("key", ["2026-13", "2023-12"])
+def test_partition_outside_the_months_is_refused(local_resources, instance, key):
+    with pytest.raises(Exception, match=f"partition with key `{key}`"):
+        run(local_resources, instance, month=key)
