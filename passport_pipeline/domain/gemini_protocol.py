@@ -139,6 +139,8 @@ def classify_error(status_code: int, body: object, retry_after: str | None = Non
             False,
             f"Gemini's daily quota is used up, not retried in this run ({said})",
             reason="DAILY_QUOTA_EXHAUSTED",
+            # No later user's call can succeed today either: stop the run, spend nothing more.
+            halts_run=True,
         )
     if status_code in _TRANSIENT_CODES or status_code >= 500:
         delay = next(

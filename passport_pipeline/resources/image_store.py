@@ -111,8 +111,10 @@ class S3ImageStore(ImageStore):
             Key=full_key,
             Body=data,
             ContentType=content_type,
-            # Covers are private: never public-read, whatever the bucket's default ACL.
-            ACL="private",
+            # Covers are private: owner only, never public-read. Not "private": buckets with
+            # ACLs disabled (BucketOwnerEnforced, S3's default since 2023) accept only this
+            # canned ACL or none, and fail other PUTs with AccessControlListNotSupported.
+            ACL="bucket-owner-full-control",
         )
         return StoredObject(full_key, self._url(full_key))
 

@@ -155,7 +155,7 @@ def test_a_daily_quota_is_not_retried(server: FakeGemini) -> None:
     server.script([Reply.daily_quota()])
     with pytest.raises(PermanentImageModelError, match="daily quota") as e:
         make_model(server).generate(cover_request())
-    assert (e.value.reason, e.value.halts_run) == ("DAILY_QUOTA_EXHAUSTED", False)
+    assert (e.value.reason, e.value.halts_run) == ("DAILY_QUOTA_EXHAUSTED", True)
     assert server.generate_requests == 1
     assert_secret_free(e.value)
 

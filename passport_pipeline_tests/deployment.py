@@ -1,0 +1,131 @@
+"""A throwaway deployment for whole-job tests: the operators' commands in subprocesses.
+
+Each test gets its own DAGSTER_HOME (with the checkout's dagster.yaml), PASSPORT_HOME and
+environment, and drives the job exactly as an operator would: ``dagster job execute`` on the
+multiprocess executor, ``python -m passport_pipeline.reexecute``, ``... progress``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dagster import DagsterEventType, DagsterInstance, DagsterRun
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TEST_KEY_SECRET = "deployment-test-secret-0123456789"
+
+
+@dataclass
+class Deployment:
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, root: Path, **variables: str) -> Deployment:
+        dagster_home = root / "dagster"
+        dagster_home.mkdir(parents=True)
+        shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("PASSPORT_", "GEMINI_", "AWS_", "DAGSTER_"))
+        }
+        env.update(
+            DAGSTER_HOME=str(dagster_home),
+            PASSPORT_HOME=str(root / "home"),
+            PASSPORT_KEY_SECRET=TEST_KEY_SECRET,
+            **variables,
+        )
+        return cls(root, env)
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(self.env["DAGSTER_HOME"])
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            list(args),
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def execute_month(self, month: str, config: dict | None = None) -> subprocess.CompletedProcess:
+        args = [
+            str(BIN / "dagster"),
+            "job",
+            "execute",
+            "-m",
+            "passport_pipeline.definitions",
+            "-j",
+            "monthly_passport_covers",
+            "--tags",
+            json.dumps({"dagster/partition": month}),
+        ]
+        if config is not None:
+            config_file = self.root / f"config-{len(list(self.root.glob('config-*')))}.json"
+            config_file.write_text(json.dumps(config))
+            args += ["-c", str(config_file)]
+        return self.run(*args)
+
+    def reexecute(self, run_id: str) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "passport_pipeline.reexecute", run_id)
+
+    def progress(self, month: str) -> dict:
+        completed = self.run(
+            sys.executable,
+            "-m",
+            "passport_pipeline.progress",
+            "--partition",
+            month,
+            "--covers",
+            "--json",
+        )
+        assert completed.returncode == 0, completed.stderr
+        return json.loads(completed.stdout)
+
+    @contextmanager
+    def instance(self) -> Iterator[DagsterInstance]:
+        with DagsterInstance.from_config(str(self.dagster_home)) as instance:
+            yield instance
+
+    def runs(self) -> list[DagsterRun]:
+        """Every run, oldest first."""
+        with self.instance() as instance:
+            return list(reversed(instance.get_runs()))
+
+    def step_keys(self, run_id: str, event_type: DagsterEventType) -> list[str]:
+        with self.instance() as instance:
+            return sorted(
+                entry.dagster_event.step_key
+                for entry in instance.all_logs(run_id, of_type=event_type)
+            )
+
+    def event_log_text(self) -> str:
+        """Every event of every run, serialized: what the UI and the event log store."""
+        with self.instance() as instance:
+            return "\n".join(
+                entry.to_json()
+                for run in instance.get_runs()
+                for entry in instance.all_logs(run.run_id)
+            )
+
+    def files_containing(self, needle: str) -> list[Path]:
+        """Files under the deployment (instance storage, compute logs, home) holding ``needle``."""
+        hits = []
+        for path in self.root.rglob("*"):
+            if path.is_file() and needle.encode() in path.read_bytes():
+                hits.append(path)
+        return hits

@@ -1,0 +1,134 @@
+"""The code location loads, validates, and importing it has no side effects."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+
+import pytest
+from dagster import DefaultScheduleStatus, build_schedule_context
+
+from passport_pipeline.definitions import build_definitions, defs
+from passport_pipeline.domain.months import SEOUL
+from passport_pipeline.resources.gemini import GeminiImageModel
+from passport_pipeline.resources.image_store import S3ImageStore
+from passport_pipeline.settings import SettingsError, load_settings
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_dagster_definitions_validate(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "PASSPORT_HOME": str(tmp_path / "home")}
+    completed = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "dagster"),
+            "definitions",
+            "validate",
+            "-m",
+            "passport_pipeline.definitions",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "Validation successful" in completed.stdout + completed.stderr
+
+
+def test_the_job_schedule_and_asset_are_defined():
+    job = defs.get_job_def("monthly_passport_covers")
+    assert job.partitions_def.get_partition_keys()[0] == "2024-01"
+    schedule = defs.resolve_schedule_def("monthly_passport_covers_schedule")
+    assert schedule.default_status is DefaultScheduleStatus.RUNNING
+    assert schedule.execution_timezone == "Asia/Seoul"
+    [covers] = [
+        spec for spec in defs.resolve_all_asset_specs() if spec.key.path == ["passport_covers"]
+    ]
+    assert covers.partitions_def == job.partitions_def
+    cover_step = job.graph.node_named("generate_cover").definition
+    assert cover_step.pool == "gemini"
+    assert job.graph.node_named("generate_cover").retry_policy.max_retries == 2
+
+
+@pytest.mark.parametrize(
+    ("tick", "partition"),
+    [
+        (datetime(2026, 12, 1, 2, 0, tzinfo=SEOUL), "2026-11"),
+        (datetime(2025, 1, 1, 2, 0, tzinfo=SEOUL), "2024-12"),
+    ],
+)
+def test_schedule_runs_the_month_that_just_ended(tick, partition):
+    schedule = defs.resolve_schedule_def("monthly_passport_covers_schedule")
+    assert schedule.cron_schedule == "0 2 1 * *"
+    with build_schedule_context(scheduled_execution_time=tick) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == partition
+
+
+def test_importing_the_definitions_connects_to_nothing_and_writes_nothing(tmp_path):
+    home = tmp_path / "never-created"
+    env = {
+        **os.environ,
+        "PASSPORT_HOME": str(home),
+        "PASSPORT_DATABASE_URL": "postgresql+psycopg2://postgres@127.0.0.1:5999/none",
+        "PASSPORT_IMAGE_MODEL": "gemini",
+        "GEMINI_BASE_URL": "http://127.0.0.1:9",
+        "PASSPORT_IMAGE_STORE": "s3",
+        "PASSPORT_S3_BUCKET": "covers",
+    }
+    env.pop("GEMINI_API_KEY", None)
+    code = "import passport_pipeline.definitions as d; print(len(d.defs.jobs))"
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert not home.exists()
+
+
+def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
+    settings = load_settings(
+        {
+            "PASSPORT_IMAGE_MODEL": "gemini",
+            "PASSPORT_IMAGE_STORE": "s3",
+            "PASSPORT_S3_BUCKET": "covers",
+            "PASSPORT_PUBLIC_BASE_URL": "https://cdn.example/",
+            "GEMINI_API_KEY": "AIza-must-not-be-read",
+        }
+    )
+    resources = build_definitions(settings).resources
+    assert isinstance(resources["image_model"], GeminiImageModel)
+    assert isinstance(resources["image_store"], S3ImageStore)
+    assert resources["image_store"].public_base_url == "https://cdn.example"
+    assert "AIza-must-not-be-read" not in repr(resources)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PASSPORT_IMAGE_MODEL": "dalle"}, "PASSPORT_IMAGE_MODEL='dalle' is not one of"),
+        ({"PASSPORT_IMAGE_STORE": "s3"}, "needs PASSPORT_S3_BUCKET"),
+        ({"PASSPORT_MAX_CONCURRENT_STEPS": "0"}, "at least 1"),
+        ({"PASSPORT_FALLBACK_TO_LOCAL": "maybe"}, "not true or false"),
+        ({"GEMINI_PRICE_PER_IMAGE_USD": "cheap"}, "not a number"),
+    ],
+)
+def test_bad_settings_name_the_variable(env, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env)
+
+
+def test_embedded_defaults(tmp_path):
+    settings = load_settings({"PASSPORT_HOME": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'app.sqlite3'}"
+    assert (settings.image_model, settings.image_store) == ("local", "local")
