@@ -163,7 +163,13 @@ def generate_cover(
     stored = image_store.put(cover_key(stem, info.extension), image.data, info.mime_type)
     app_db.link_cover(passport.id, stored.url)
     record = CoverRecord(
-        task.user_id, month.key, CoverStatus.GENERATED, passport.id, stored.key, stored.url
+        task.user_id,
+        month.key,
+        CoverStatus.GENERATED,
+        passport.id,
+        stored.key,
+        stored.url,
+        estimated_cost_usd=float(image.metadata.get("estimated_cost_usd", 0.0)),
     )
     return Output(
         record,

@@ -70,7 +70,7 @@ def executor_for(settings: Settings):
 
 
 def build_definitions(settings: Settings) -> Definitions:
-    covers_job = build_covers_job(cover_retry_policy)
+    covers_job = build_covers_job(cover_retry_policy(settings.step_retry_delay_s))
     return Definitions(
         assets=[
             AssetSpec(

@@ -14,9 +14,12 @@ from dagster import Backoff, Jitter, RetryPolicy
 
 COVER_STEP_RETRIES = 2
 
-cover_retry_policy = RetryPolicy(
-    max_retries=COVER_STEP_RETRIES,
-    delay=10,
-    backoff=Backoff.EXPONENTIAL,
-    jitter=Jitter.PLUS_MINUS,
-)
+
+def cover_retry_policy(delay_s: float = 10) -> RetryPolicy:
+    """Waits about ``delay_s``, then twice that, between the attempts of a user's step."""
+    return RetryPolicy(
+        max_retries=COVER_STEP_RETRIES,
+        delay=delay_s,
+        backoff=Backoff.EXPONENTIAL,
+        jitter=Jitter.PLUS_MINUS,
+    )

@@ -31,6 +31,7 @@ class Settings:
     image_store: str
     key_secret_in_env: bool
     max_concurrent_steps: int
+    step_retry_delay_s: float
     gemini_base_url: str
     gemini_model: str
     gemini_aspect_ratio: str
@@ -78,6 +79,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         key_secret_in_env=get("PASSPORT_KEY_SECRET") is not None,
         max_concurrent_steps=_integer(
             get("PASSPORT_MAX_CONCURRENT_STEPS", "50"), "PASSPORT_MAX_CONCURRENT_STEPS"
+        ),
+        step_retry_delay_s=_number(
+            get("PASSPORT_STEP_RETRY_DELAY_S", "10"), "PASSPORT_STEP_RETRY_DELAY_S"
         ),
         gemini_base_url=get("GEMINI_BASE_URL", DEFAULT_GEMINI_BASE_URL).rstrip("/"),
         gemini_model=get("GEMINI_MODEL", DEFAULT_GEMINI_MODEL),

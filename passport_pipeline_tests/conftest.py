@@ -14,6 +14,8 @@ from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import LocalImageModel
 from passport_pipeline.resources.image_store import LocalImageStore
 
+pytest_plugins = ["passport_pipeline_tests.servers.fixtures"]
+
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
 

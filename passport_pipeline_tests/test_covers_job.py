@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from dagster import Backoff, DagsterEventType, DagsterInstance, RetryPolicy
+from dagster import DagsterEventType, DagsterInstance
 
 from passport_pipeline.covers_job import build_covers_job
 from passport_pipeline.domain.images import inspect_image
-from passport_pipeline.policies import COVER_STEP_RETRIES
+from passport_pipeline.policies import COVER_STEP_RETRIES, cover_retry_policy
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import LocalImageModel
@@ -22,10 +22,8 @@ USERS = [
 ]
 
 
-# The production policy's shape, with delays short enough for a test suite.
-covers_job = build_covers_job(
-    RetryPolicy(max_retries=COVER_STEP_RETRIES, delay=0.05, backoff=Backoff.EXPONENTIAL)
-)
+# The production policy, with delays short enough for a test suite.
+covers_job = build_covers_job(cover_retry_policy(delay_s=0.05))
 
 
 def run(resources: dict, instance: DagsterInstance, month: str = "2026-10", **config):

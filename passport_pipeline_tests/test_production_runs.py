@@ -39,6 +39,7 @@ def deployment(tmp_path, postgres_url, gemini) -> Deployment:
         PASSPORT_IMAGE_MODEL="gemini",
         GEMINI_BASE_URL=gemini.base_url,
         GEMINI_API_KEY=API_KEY,
+        PASSPORT_STEP_RETRY_DELAY_S="0.2",
     )
 
 
@@ -142,3 +143,96 @@ def test_a_key_revoked_mid_run_halts_the_remaining_users(deployment, gemini):
         ]
     assert sum("this run was halted" in m for m in messages) >= 18
     assert all("API_KEY_INVALID" in m for m in messages)
+
+
+# title → what the server answers, and what the user's step must end as
+ANSWERS = {
+    "Busy": ([503, 503, "ok"], "generated"),
+    "Slow down": ([Reply.rate_limited("1s"), "ok"], "generated"),
+    "Flaky": ([500, "ok"], "generated"),
+    "Gateway": ([504, "ok"], "generated"),
+    "Garbled": ([Reply.corrupt_image(), "ok"], "generated"),
+    "Refused": ([Reply.no_image("IMAGE_SAFETY")], "failed"),
+    "Prohibited": ([Reply.blocked("PROHIBITED_CONTENT")], "failed"),
+    "Broken": ([Reply.corrupt_image()], "failed"),
+}
+
+
+def test_every_answer_class_behaves_as_documented_and_the_key_never_leaks(
+    deployment, gemini, postgres_url
+):
+    users = [
+        UserRow(i, title=f"{title} trip", visits=[(1, october(9))])
+        for i, title in enumerate(ANSWERS, start=1)
+    ]
+    write_dataset(postgres_url, users)
+    for title, (replies, _) in ANSWERS.items():
+        gemini.script(replies, prompt_contains=title)
+    completed = deployment.execute_month("2026-10")
+    assert completed.returncode != 0
+    [run] = deployment.runs()
+    expected_failed = sorted(
+        f"generate_cover[user_{i}]"
+        for i, (_, end) in enumerate(ANSWERS.values(), start=1)
+        if end == "failed"
+    )
+    assert deployment.step_keys(run.run_id, DagsterEventType.STEP_FAILURE) == expected_failed
+    urls = cover_urls(postgres_url)
+    for i, (_, end) in enumerate(ANSWERS.values(), start=1):
+        assert bool(urls[i]) is (end == "generated"), list(ANSWERS)[i - 1]
+    # Paid calls per user: transient answers retried, permanent ones asked once, and a user
+    # whose image never decodes costs the documented bound of 3 calls x 3 step attempts.
+    assert gemini.requests_for("Busy") == 3
+    assert gemini.requests_for("Slow down") == 2
+    assert gemini.requests_for("Refused") == 1
+    assert gemini.requests_for("Prohibited") == 1
+    assert gemini.requests_for("Broken") == 9
+    log = deployment.event_log_text()
+    assert "IMAGE_SAFETY" in log and "PROHIBITED_CONTENT" in log
+    assert API_KEY not in log
+    assert deployment.files_containing(API_KEY) == []
+    assert API_KEY not in completed.stdout + completed.stderr
+
+
+def test_fallback_stores_a_local_cover_for_a_refused_prompt(deployment, gemini, postgres_url):
+    deployment.env["PASSPORT_FALLBACK_TO_LOCAL"] = "true"
+    write_dataset(postgres_url, [UserRow(1, title="Refused trip", visits=[(1, october(9))])])
+    gemini.script([Reply.no_image("IMAGE_SAFETY")], prompt_contains="Refused")
+    assert deployment.execute_month("2026-10").returncode == 0
+    assert cover_urls(postgres_url)[1]
+    [run] = deployment.runs()
+    with deployment.instance() as instance:
+        [output] = [
+            entry.dagster_event.step_output_data.metadata
+            for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_OUTPUT)
+            if entry.dagster_event.step_key == "generate_cover[user_1]"
+        ]
+    assert output["fallback"].value is True
+    assert output["model"].value == "local-renderer"
+
+
+def test_covers_land_in_s3_and_passports_point_at_them(
+    deployment, gemini, postgres_url, moto_s3, s3_env
+):
+    gemini.image_format = "webp"
+    deployment.env.update(
+        s3_env, PASSPORT_S3_PREFIX="prod", PASSPORT_PUBLIC_BASE_URL="https://covers.example"
+    )
+    completed = deployment.execute_month(
+        "2026-10", {"ops": {"month_users": {"config": {"user_ids": [1, 2, 3, 4]}}}}
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    bucket = s3_env["PASSPORT_S3_BUCKET"]
+    listing = moto_s3.client.list_objects_v2(Bucket=bucket)["Contents"]
+    keys = sorted(item["Key"] for item in listing)
+    assert len(keys) == 4
+    assert all(key.startswith("prod/covers/2026-10/") and key.endswith(".webp") for key in keys)
+    for user_id, url in cover_urls(postgres_url).items():
+        if user_id in (1, 2, 3, 4):
+            key = url.removeprefix("https://covers.example/")
+            assert key in keys
+            head = moto_s3.client.head_object(Bucket=bucket, Key=key)
+            assert head["ContentType"] == "image/webp"
+        else:
+            assert url is None
+    assert deployment.files_containing(API_KEY) == []

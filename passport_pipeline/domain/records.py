@@ -78,3 +78,4 @@ class CoverRecord:
     key: str | None = None
     url: str | None = None
     reason: str | None = None
+    estimated_cost_usd: float = 0.0

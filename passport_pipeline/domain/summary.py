@@ -20,6 +20,7 @@ class MonthSummary:
     failed: int
     skip_reasons: dict[str, int]
     preview_urls: tuple[str, ...]
+    estimated_cost_usd: float = 0.0
 
     def as_metadata(self) -> dict[str, int | str]:
         return {
@@ -29,6 +30,7 @@ class MonthSummary:
             "reused": self.reused,
             "skipped": self.skipped,
             "failed": self.failed,
+            "estimated_cost_usd": self.estimated_cost_usd,
         }
 
 
@@ -57,6 +59,7 @@ def summarize_month(
         failed=sum(1 for user_id in planned_user_ids if user_id not in by_user),
         skip_reasons=dict(reasons),
         preview_urls=preview,
+        estimated_cost_usd=round(sum(r.estimated_cost_usd for r in by_user.values()), 4),
     )
 
 

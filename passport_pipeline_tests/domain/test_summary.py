@@ -3,7 +3,16 @@ from passport_pipeline.domain.summary import preview_markdown, summarize_month
 
 
 def record(user_id: int, status: CoverStatus, url: str | None = None, reason: str | None = None):
-    return CoverRecord(user_id, "2026-10", status, passport_id=user_id, url=url, reason=reason)
+    cost = 0.039 if status is CoverStatus.GENERATED else 0.0
+    return CoverRecord(
+        user_id,
+        "2026-10",
+        status,
+        passport_id=user_id,
+        url=url,
+        reason=reason,
+        estimated_cost_usd=cost,
+    )
 
 
 def test_counts_each_outcome_and_planned_users_without_a_record_as_failed():
@@ -21,6 +30,7 @@ def test_counts_each_outcome_and_planned_users_without_a_record_as_failed():
         "reused": 1,
         "skipped": 2,
         "failed": 1,
+        "estimated_cost_usd": 0.039,
     }
     assert summary.skip_reasons == {"user has no passport": 1, "no visits in 2026-10": 1}
     assert summary.preview_urls == ("s3://b/covers/1.png", "s3://b/covers/2.png")

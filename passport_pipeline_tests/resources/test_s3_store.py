@@ -10,7 +10,6 @@ from dagster_aws.s3 import S3Resource
 from passport_pipeline.definitions import image_store_for
 from passport_pipeline.resources.image_store import S3ImageStore, StoredObject
 from passport_pipeline.settings import load_settings
-from passport_pipeline_tests.servers.fixtures import moto_s3, s3_env  # noqa: F401
 from passport_pipeline_tests.servers.moto_s3 import MotoS3Server
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -36,16 +35,16 @@ def make_store(server: MotoS3Server, bucket: str, **fields) -> S3ImageStore:
 
 
 @pytest.fixture
-def bucket(moto_s3: MotoS3Server) -> str:  # noqa: F811
+def bucket(moto_s3: MotoS3Server) -> str:
     return moto_s3.create_bucket()
 
 
 @pytest.fixture
-def store(moto_s3: MotoS3Server, bucket: str) -> S3ImageStore:  # noqa: F811
+def store(moto_s3: MotoS3Server, bucket: str) -> S3ImageStore:
     return make_store(moto_s3, bucket)
 
 
-def test_put_stores_the_bytes_with_their_content_type(store, bucket, moto_s3):  # noqa: F811
+def test_put_stores_the_bytes_with_their_content_type(store, bucket, moto_s3):
     stored = store.put("covers/2026-10/abc.webp", WEBP, "image/webp")
 
     assert stored == StoredObject(
@@ -58,7 +57,7 @@ def test_put_stores_the_bytes_with_their_content_type(store, bucket, moto_s3):  
     assert body.read() == WEBP
 
 
-def test_objects_are_private_even_in_a_public_read_bucket(moto_s3):  # noqa: F811
+def test_objects_are_private_even_in_a_public_read_bucket(moto_s3):
     bucket = moto_s3.create_bucket()
     moto_s3.client.put_bucket_acl(Bucket=bucket, ACL="public-read")
     make_store(moto_s3, bucket).put("covers/2026-10/abc.png", PNG, "image/png")
@@ -69,7 +68,7 @@ def test_objects_are_private_even_in_a_public_read_bucket(moto_s3):  # noqa: F81
     assert not [g for g in grants if g["Grantee"].get("URI") in PUBLIC_GROUPS]
 
 
-def test_the_acl_is_one_that_acl_disabled_buckets_accept(moto_s3):  # noqa: F811
+def test_the_acl_is_one_that_acl_disabled_buckets_accept(moto_s3):
     # S3 rejects every ACL but bucket-owner-full-control on buckets whose ObjectOwnership is
     # BucketOwnerEnforced (the default for new buckets); moto does not, so look at the wire.
     bucket = moto_s3.create_bucket()
@@ -116,7 +115,7 @@ def test_find_does_not_take_a_longer_stem_for_the_stem(store):
     assert store.find("covers/2026-10/stem") == stored
 
 
-def test_the_prefix_goes_before_covers(moto_s3, bucket):  # noqa: F811
+def test_the_prefix_goes_before_covers(moto_s3, bucket):
     store = make_store(moto_s3, bucket, prefix="/prod/")
 
     stored = store.put("covers/2026-10/abc.png", PNG, "image/png")
@@ -130,7 +129,7 @@ def test_the_prefix_goes_before_covers(moto_s3, bucket):  # noqa: F811
     assert store.exists_at(stored.url)
 
 
-def test_urls_use_the_public_base_when_configured(moto_s3, bucket):  # noqa: F811
+def test_urls_use_the_public_base_when_configured(moto_s3, bucket):
     store = make_store(moto_s3, bucket, prefix="prod", public_base_url=CDN + "/")
 
     stored = store.put("covers/2026-10/abc.png", PNG, "image/png")
@@ -142,7 +141,7 @@ def test_urls_use_the_public_base_when_configured(moto_s3, bucket):  # noqa: F81
     assert not store.exists_at("https://other-cdn.example/prod/covers/2026-10/abc.png")
 
 
-def test_exists_at_is_true_only_for_objects_in_this_bucket(store, bucket, moto_s3):  # noqa: F811
+def test_exists_at_is_true_only_for_objects_in_this_bucket(store, bucket, moto_s3):
     stored = store.put("covers/2026-10/abc.png", PNG, "image/png")
     other = moto_s3.create_bucket()
     moto_s3.client.put_object(Bucket=other, Key="covers/2026-10/zzz.png", Body=PNG)
@@ -172,7 +171,7 @@ def test_a_key_that_is_a_prefix_of_another_is_not_taken_as_existing(store, bucke
     # Dagster's build_resources calls its own deprecated API; nothing of ours to fix.
     "ignore:InitResourceContext.dagster_run is deprecated:DeprecationWarning"
 )
-def test_production_wiring_reads_boto3s_standard_environment(moto_s3, monkeypatch, tmp_path):  # noqa: F811
+def test_production_wiring_reads_boto3s_standard_environment(moto_s3, monkeypatch, tmp_path):
     # In-process, the S3Resource() built by image_store_for finds endpoint, region and
     # credentials through boto3's own chain, so this test sets the AWS_* variables with
     # monkeypatch (restored afterwards) and clears the ones that would take precedence.
@@ -211,7 +210,7 @@ def test_production_wiring_reads_boto3s_standard_environment(moto_s3, monkeypatc
     assert head["ContentType"] == "image/png"
 
 
-def test_s3_env_names_a_fresh_bucket_on_the_server(s3_env, moto_s3):  # noqa: F811
+def test_s3_env_names_a_fresh_bucket_on_the_server(s3_env, moto_s3):
     assert s3_env["AWS_ENDPOINT_URL"] == moto_s3.endpoint_url
     assert s3_env["PASSPORT_IMAGE_STORE"] == "s3"
     listing = moto_s3.client.list_objects_v2(Bucket=s3_env["PASSPORT_S3_BUCKET"])
@@ -220,7 +219,7 @@ def test_s3_env_names_a_fresh_bucket_on_the_server(s3_env, moto_s3):  # noqa: F8
     assert (settings.image_store, settings.s3_bucket) == ("s3", s3_env["PASSPORT_S3_BUCKET"])
 
 
-def test_uploading_to_a_missing_bucket_raises_and_stores_nothing(moto_s3):  # noqa: F811
+def test_uploading_to_a_missing_bucket_raises_and_stores_nothing(moto_s3):
     missing = "passport-test-no-such-bucket"
     store = make_store(moto_s3, missing)
 
