@@ -6,9 +6,10 @@ definitions opens no connection and writes no file.
 
 from __future__ import annotations
 
-from dagster import AssetSpec, Definitions, EnvVar, multiprocess_executor
+from dagster import AssetSpec, Definitions, EnvVar
 
 from passport_pipeline.covers_job import COVERS_ASSET, build_covers_job
+from passport_pipeline.executor import covers_executor
 from passport_pipeline.partitions import monthly_partitions
 from passport_pipeline.policies import cover_retry_policy
 from passport_pipeline.resources.app_db import AppDatabase
@@ -60,17 +61,9 @@ def resources_for(settings: Settings) -> dict:
     }
 
 
-def executor_for(settings: Settings):
-    return multiprocess_executor.configured(
-        {
-            "max_concurrent": settings.max_concurrent_steps,
-            "start_method": {"forkserver": {"preload_modules": ["passport_pipeline.definitions"]}},
-        }
-    )
-
-
 def build_definitions(settings: Settings) -> Definitions:
     covers_job = build_covers_job(cover_retry_policy(settings.step_retry_delay_s))
+    resources = resources_for(settings)
     return Definitions(
         assets=[
             AssetSpec(
@@ -82,8 +75,8 @@ def build_definitions(settings: Settings) -> Definitions:
         ],
         jobs=[covers_job],
         schedules=[monthly_covers_schedule(covers_job)],
-        resources=resources_for(settings),
-        executor=executor_for(settings),
+        resources=resources,
+        executor=covers_executor(settings.max_concurrent_steps, resources),
     )
 
 

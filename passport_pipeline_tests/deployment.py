@@ -51,6 +51,16 @@ class Deployment:
     def dagster_home(self) -> Path:
         return Path(self.env["DAGSTER_HOME"])
 
+    def start(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            list(args),
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
             list(args),
@@ -62,7 +72,7 @@ class Deployment:
             check=False,
         )
 
-    def execute_month(self, month: str, config: dict | None = None) -> subprocess.CompletedProcess:
+    def month_command(self, month: str, config: dict | None = None) -> list[str]:
         args = [
             str(BIN / "dagster"),
             "job",
@@ -78,7 +88,17 @@ class Deployment:
             config_file = self.root / f"config-{len(list(self.root.glob('config-*')))}.json"
             config_file.write_text(json.dumps(config))
             args += ["-c", str(config_file)]
-        return self.run(*args)
+        return args
+
+    def execute_month(self, month: str, config: dict | None = None) -> subprocess.CompletedProcess:
+        return self.run(*self.month_command(month, config))
+
+    def set_pool_limit(self, limit: int) -> None:
+        """The operator's live change: `dagster instance concurrency set gemini N`."""
+        completed = self.run(
+            str(BIN / "dagster"), "instance", "concurrency", "set", "gemini", str(limit)
+        )
+        assert completed.returncode == 0, completed.stdout + completed.stderr
 
     def reexecute(self, run_id: str) -> subprocess.CompletedProcess:
         return self.run(sys.executable, "-m", "passport_pipeline.reexecute", run_id)

@@ -15,6 +15,8 @@ from passport_pipeline import app_schema as t
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.records import Passport, Visit
 
+_DBAPI_MODULES = {"pysqlite": "sqlite3"}
+
 
 class AppDatabaseError(RuntimeError):
     """The app database cannot be reached or used; the message says which and why."""
@@ -50,6 +52,15 @@ class AppDatabase(ConfigurableResource):
                 options["pool_size"] = 2
             self._engine = create_engine(parsed, **options)
         return self._engine
+
+    def step_modules(self) -> tuple[str, ...]:
+        """The SQLAlchemy dialect and DB-API driver this URL loads on first connect."""
+        try:
+            parsed = make_url(self.url)
+        except ArgumentError:
+            return ()
+        backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+        return (f"sqlalchemy.dialects.{backend}.{driver}", _DBAPI_MODULES.get(driver, driver))
 
     def teardown_after_execution(self, context) -> None:
         if self._engine is not None:

@@ -73,6 +73,9 @@ class GeminiImageModel(ImageModel):
 
     _session: requests.Session | None = PrivateAttr(default=None)
 
+    def step_modules(self) -> tuple[str, ...]:
+        return ("passport_pipeline.resources.gemini", "requests", "tenacity")
+
     def preflight(self) -> None:
         """A free ``GET models/{model}``: fails the run early on a bad key or unknown model."""
         try:

@@ -36,6 +36,10 @@ class ImageModel(ConfigurableResource):
     def preflight(self) -> None:
         """Check, before any user step runs, that the model can be called at all (free)."""
 
+    def step_modules(self) -> tuple[str, ...]:
+        """Modules a cover step imports only when it first calls this model (see executor.py)."""
+        return ()
+
     def generate(self, request: CoverRequest) -> GeneratedImage:
         raise NotImplementedError
 
@@ -45,6 +49,9 @@ class LocalImageModel(ImageModel):
 
     width: int = 768
     height: int = 1024
+
+    def step_modules(self) -> tuple[str, ...]:
+        return ("passport_pipeline.render.cover",)
 
     def generate(self, request: CoverRequest) -> GeneratedImage:
         # Imported here so that a Gemini-only deployment's steps never load the renderer.

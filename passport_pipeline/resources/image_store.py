@@ -34,6 +34,10 @@ class ImageStore(ConfigurableResource):
         """Whether ``url`` (as written to a passport) names an object in this store."""
         raise NotImplementedError
 
+    def step_modules(self) -> tuple[str, ...]:
+        """Modules a cover step imports only when it first uses this store (see executor.py)."""
+        return ()
+
 
 class LocalImageStore(ImageStore):
     """A folder on this machine; passports get ``file://`` URLs."""
@@ -82,6 +86,9 @@ class S3ImageStore(ImageStore):
     public_base_url: str | None = None
 
     _client: object | None = PrivateAttr(default=None)
+
+    def step_modules(self) -> tuple[str, ...]:
+        return ("boto3", "botocore.client", "botocore.session")
 
     @property
     def client(self):

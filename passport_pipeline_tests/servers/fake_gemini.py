@@ -189,6 +189,7 @@ class FakeGemini:
         text_before_image: bool = True,
         echo_key_in_errors: bool = False,  # a hostile server, to prove the client scrubs
         request_queue_size: int = 128,
+        port: int = 0,  # 0: any free port
     ):
         self.api_keys, self.models = set(api_keys), set(models)
         self.latency_s, self.error_latency_s = latency_s, error_latency_s
@@ -198,7 +199,7 @@ class FakeGemini:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.reset()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler, bind_and_activate=False)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler, bind_and_activate=False)
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
         self._httpd.request_queue_size = request_queue_size
@@ -283,6 +284,25 @@ class FakeGemini:
         with self.lock:
             return [(r.start, r.end) for r in self.records if r.endpoint == "generate"]
 
+    def stats(self) -> dict[str, Any]:
+        """Counters and generate intervals as JSON-ready values (the ``GET /_stats`` answer).
+
+        ``intervals`` are ``[start, end]`` in ``time.monotonic()`` (``end`` null while in
+        flight); ``monotonic_now`` and ``time_now`` were read together, so
+        ``t - monotonic_now + time_now`` turns a stamp into ``time.time()``."""
+        with self.lock:
+            generate = [r for r in self.records if r.endpoint == "generate"]
+            return {
+                "generate_requests": len(generate),
+                "get_requests": len(self.records) - len(generate),
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "outcomes": dict(Counter(r.outcome for r in generate)),
+                "intervals": [[r.start, r.end] for r in generate],
+                "monotonic_now": time.monotonic(),
+                "time_now": time.time(),
+            }
+
     # -- called by the handler threads ---------------------------------------------------------
 
     def begin(self, record: RecordedRequest, key_in_url: bool) -> Reply | None:
@@ -330,9 +350,17 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet test output
 
     def do_GET(self) -> None:
+        if self.path == "/_stats":  # the benchmark's view; not a Gemini endpoint
+            self._json(200, self.server.fake.stats(), "stats")
+            return
         self._serve("get")
 
     def do_POST(self) -> None:
+        if self.path == "/_reset":  # zero the counters (see FakeGemini.reset)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.server.fake.reset()
+            self._json(200, {"reset": True}, "reset")
+            return
         self._serve("generate")
 
     def _serve(self, endpoint: str) -> None:
@@ -437,3 +465,50 @@ def _generate_answer(fake: FakeGemini, record: RecordedRequest, body: dict, repl
         "totalTokenCount": total,
     }
     return answer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve a fake Gemini in its own process until killed (SIGTERM/SIGINT).
+
+        python -m passport_pipeline_tests.servers.fake_gemini --port 0 --latency 30 --api-key KEY
+
+    The first line on stdout is the base URL. Besides Gemini's endpoints it answers
+    ``GET /_stats`` (counters and generate intervals as JSON) and ``POST /_reset``.
+    """
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(description="A local server that answers like Gemini.")
+    parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per generation")
+    parser.add_argument("--error-latency", type=float, default=0.0)
+    parser.add_argument("--api-key", action="append", default=None, help="accepted key(s)")
+    parser.add_argument("--model", action="append", default=None, help="known model(s)")
+    parser.add_argument("--image-format", default="png", choices=["png", "jpeg", "webp"])
+    parser.add_argument("--request-queue-size", type=int, default=1024)
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server = FakeGemini(
+        api_keys=args.api_key or ["test-key"],
+        models=args.model or [DEFAULT_MODEL],
+        latency_s=args.latency,
+        error_latency_s=args.error_latency,
+        image_format=args.image_format,
+        request_queue_size=args.request_queue_size,
+        port=args.port,
+    )
+    with server:
+        portrait_image(args.image_format, "3:4")  # draw the usual image before traffic starts
+        print(server.base_url, flush=True)
+        while not stop.wait(1.0):
+            pass
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

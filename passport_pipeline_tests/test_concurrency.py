@@ -1,0 +1,90 @@
+"""The pool `gemini` holds the limit across runs, changes live, and survives interruptions.
+
+Counted where it matters: requests in flight at the (local) Gemini server.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import UTC, datetime
+
+import pytest
+from dagster import DagsterRunStatus
+
+from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.deployment import Deployment
+from passport_pipeline_tests.servers.fake_gemini import FakeGemini
+
+API_KEY = "AIzaTEST-concurrency-key-00000000"
+
+
+def two_months_of_users(per_month: int) -> list[UserRow]:
+    september = [
+        UserRow(100 + i, visits=[(1, datetime(2026, 9, 10, 3, tzinfo=UTC))])
+        for i in range(per_month)
+    ]
+    return [UserRow(i, visits=[(2, october(10))]) for i in range(1, per_month + 1)] + september
+
+
+@pytest.fixture
+def gemini() -> FakeGemini:
+    with FakeGemini(api_keys=[API_KEY], latency_s=1.0) as server:
+        yield server
+
+
+@pytest.fixture
+def deployment(tmp_path, postgres_url, gemini) -> Deployment:
+    write_dataset(postgres_url, two_months_of_users(6))
+    return Deployment.create(
+        tmp_path,
+        PASSPORT_DATABASE_URL=postgres_url,
+        PASSPORT_IMAGE_MODEL="gemini",
+        GEMINI_BASE_URL=gemini.base_url,
+        GEMINI_API_KEY=API_KEY,
+    )
+
+
+def test_two_runs_at_once_never_exceed_the_pool(deployment, gemini, postgres_url):
+    deployment.set_pool_limit(3)
+    october_run = deployment.start(*deployment.month_command("2026-10"))
+    september_run = deployment.start(*deployment.month_command("2026-09"))
+    for process in (october_run, september_run):
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output[-3000:]
+    assert gemini.generate_requests == 12
+    assert gemini.max_in_flight == 3
+    assert all(cover_urls(postgres_url).values())
+
+
+def test_a_new_pool_limit_applies_to_the_next_run_without_a_deploy(deployment, gemini):
+    deployment.set_pool_limit(2)
+    assert deployment.execute_month("2026-10").returncode == 0
+    assert gemini.max_in_flight == 2
+    gemini.reset()
+    deployment.set_pool_limit(5)
+    assert deployment.execute_month("2026-09").returncode == 0
+    assert gemini.max_in_flight == 5
+
+
+def test_an_interrupted_run_gives_its_slots_back(deployment, gemini, postgres_url):
+    deployment.set_pool_limit(2)
+    gemini.latency_s = 120  # the first run's calls hang until the run is interrupted
+    stuck = deployment.start(*deployment.month_command("2026-10"))
+    deadline = time.monotonic() + 120
+    while gemini.in_flight < 2:
+        assert time.monotonic() < deadline, "the first run never reached the pool's width"
+        assert stuck.poll() is None
+        time.sleep(0.2)
+    stuck.send_signal(signal.SIGINT)  # Ctrl-C in the operator's shell
+    stuck.communicate(timeout=120)
+    [interrupted] = deployment.runs()
+    assert interrupted.status in (DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE)
+
+    with FakeGemini(api_keys=[API_KEY], latency_s=1.0) as fresh:
+        deployment.env["GEMINI_BASE_URL"] = fresh.base_url
+        completed = deployment.execute_month("2026-09")
+        assert completed.returncode == 0, completed.stdout[-3000:]
+        assert fresh.max_in_flight == 2  # the full width: no slot is still held
+    september = {u: url for u, url in cover_urls(postgres_url).items() if u >= 100}
+    assert all(september.values())
