@@ -5,7 +5,8 @@
 
 Counts cover the run and all of its re-executions (its run group): total, completed, failed,
 skipped, in flight, remaining, percent and elapsed — the facts the old progress endpoint gave,
-but surviving restarts.
+but surviving restarts — and how many cover steps ran at once (max and time-weighted mean,
+from the steps' start and end events).
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInsta
 
 from passport_pipeline.covers_job import COVERS_ASSET, JOB_NAME
 from passport_pipeline.domain.months import InvalidMonthError, Month
-from passport_pipeline.domain.progress import Progress, StepEvent, StepEventKind, compute_progress
+from passport_pipeline.domain.progress import (
+    InFlight,
+    Progress,
+    StepEvent,
+    StepEventKind,
+    compute_progress,
+    cover_step_intervals,
+    in_flight,
+)
 
 _KINDS = {
     DagsterEventType.STEP_START: StepEventKind.START,
@@ -41,7 +50,8 @@ def latest_run_id(instance: DagsterInstance, month: Month) -> str | None:
     return runs[0].run_id if runs else None
 
 
-def run_progress(instance: DagsterInstance, run_id: str) -> Progress:
+def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFlight]:
+    """The month's counts over the run and its re-executions, and the cover steps in flight."""
     group = instance.get_run_group(run_id)
     if group is None:
         raise LookupError(f"no run {run_id} in this Dagster instance")
@@ -70,7 +80,8 @@ def run_progress(instance: DagsterInstance, run_id: str) -> Progress:
     finished = all(r.end_time for r in records)
     started_at = min(starts) if starts else time.time()
     ended_at = max(r.end_time for r in records) if finished and records else time.time()
-    return compute_progress(total, events, started_at, ended_at)
+    progress = compute_progress(total, events, started_at, ended_at)
+    return progress, in_flight(cover_step_intervals(events))
 
 
 def month_summary(instance: DagsterInstance, month: Month) -> dict | None:
@@ -105,11 +116,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no run of {JOB_NAME} for {month} yet", file=sys.stderr)
             return 1
     try:
-        progress = run_progress(instance, run_id)
+        progress, steps_in_flight = run_progress(instance, run_id)
     except LookupError as error:
         print(error, file=sys.stderr)
         return 1
-    report = {"run_id": run_id, **progress.as_dict()}
+    report = {
+        "run_id": run_id,
+        **progress.as_dict(),
+        "max_in_flight": steps_in_flight.max,
+        "mean_in_flight": steps_in_flight.mean,
+    }
     if args.covers and month is not None:
         report["summary"] = month_summary(instance, month)
     if args.json:

@@ -61,6 +61,8 @@ def test_a_new_pool_limit_applies_to_the_next_run_without_a_deploy(deployment, g
     deployment.set_pool_limit(2)
     assert deployment.execute_month("2026-10").returncode == 0
     assert gemini.max_in_flight == 2
+    # The run's own record of it, from its step start and end events.
+    assert deployment.progress("2026-10")["max_in_flight"] == 2
     gemini.reset()
     deployment.set_pool_limit(5)
     assert deployment.execute_month("2026-09").returncode == 0

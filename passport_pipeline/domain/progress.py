@@ -81,3 +81,42 @@ def compute_progress(
         percent=percent,
         elapsed_s=round(max(ended_at - started_at, 0.0), 1),
     )
+
+
+@dataclass(frozen=True)
+class InFlight:
+    max: int
+    mean: float  # time-weighted, between the first start and the last end
+
+
+def cover_step_intervals(events: Iterable[StepEvent]) -> list[tuple[float, float]]:
+    """(start, end) of every attempt of every user's step that has ended."""
+    open_since: dict[str, float] = {}
+    intervals = []
+    for event in sorted(events, key=lambda e: e.timestamp):
+        if not USER_STEP.match(event.step_key):
+            continue
+        if event.kind is StepEventKind.START:
+            open_since[event.step_key] = event.timestamp
+        elif event.kind in (StepEventKind.SUCCESS, StepEventKind.FAILURE, StepEventKind.RETRY):
+            started = open_since.pop(event.step_key, None)
+            if started is not None:
+                intervals.append((started, event.timestamp))
+    return intervals
+
+
+def in_flight(intervals: list[tuple[float, float]]) -> InFlight:
+    """How many intervals overlapped: at most, and on average over their whole span."""
+    if not intervals:
+        return InFlight(0, 0.0)
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    current = peak = 0
+    area = 0.0
+    previous = edges[0][0]
+    for instant, change in edges:
+        area += current * (instant - previous)
+        previous = instant
+        current += change
+        peak = max(peak, current)
+    span = edges[-1][0] - edges[0][0]
+    return InFlight(peak, round(area / span, 2) if span > 0 else float(peak))

@@ -1,6 +1,13 @@
 import pytest
 
-from passport_pipeline.domain.progress import StepEvent, StepEventKind, compute_progress
+from passport_pipeline.domain.progress import (
+    InFlight,
+    StepEvent,
+    StepEventKind,
+    compute_progress,
+    cover_step_intervals,
+    in_flight,
+)
 
 K = StepEventKind
 
@@ -51,3 +58,30 @@ def test_a_later_success_in_a_re_execution_replaces_the_failure():
 def test_unknown_or_empty_total(total, percent, remaining):
     progress = compute_progress(total, [], 0, 1)
     assert (progress.percent, progress.remaining) == (percent, remaining)
+
+
+def test_step_intervals_pair_each_attempt_start_with_its_end():
+    log = events(
+        ("generate_cover[user_1]", K.START, 0, None),
+        ("generate_cover[user_1]", K.RETRY, 2, None),
+        ("generate_cover[user_1]", K.START, 5, None),
+        ("generate_cover[user_1]", K.SUCCESS, 6, None),
+        ("generate_cover[user_2]", K.START, 1, None),  # still running: no interval yet
+        ("record_month", K.START, 7, None),
+        ("record_month", K.SUCCESS, 8, None),
+    )
+    assert cover_step_intervals(log) == [(0, 2), (5, 6)]
+
+
+@pytest.mark.parametrize(
+    ("intervals", "peak", "mean"),
+    [
+        ([], 0, 0.0),
+        ([(0, 10)], 1, 1.0),
+        ([(0, 10), (0, 10), (0, 10)], 3, 3.0),
+        ([(0, 10), (5, 15)], 2, 1.33),  # 20 step-seconds over 15 s
+        ([(0, 1), (2, 3)], 1, 0.67),  # a gap counts as zero in flight
+    ],
+)
+def test_in_flight(intervals, peak, mean):
+    assert in_flight(intervals) == InFlight(peak, mean)

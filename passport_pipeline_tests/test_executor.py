@@ -1,0 +1,58 @@
+"""The step processes' preload list follows the configured resources."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from passport_pipeline.definitions import resources_for
+from passport_pipeline.executor import step_preload_modules
+from passport_pipeline.settings import load_settings
+
+LOCAL = {}
+PRODUCTION = {
+    "PASSPORT_DATABASE_URL": "postgresql+psycopg2://postgres@127.0.0.1:5432/app",
+    "PASSPORT_IMAGE_MODEL": "gemini",
+    "PASSPORT_IMAGE_STORE": "s3",
+    "PASSPORT_S3_BUCKET": "covers",
+}
+
+
+@pytest.mark.parametrize(
+    ("env", "present", "absent"),
+    [
+        (
+            LOCAL,
+            ["sqlalchemy.dialects.sqlite.pysqlite", "passport_pipeline.render.cover"],
+            ["boto3", "requests", "psycopg2"],
+        ),
+        (
+            PRODUCTION,
+            [
+                "sqlalchemy.dialects.postgresql.psycopg2",
+                "psycopg2",
+                "requests",
+                "tenacity",
+                "boto3",
+            ],
+            ["passport_pipeline.render.cover", "sqlite3"],
+        ),
+    ],
+)
+def test_preload_follows_the_resources(tmp_path, env, present, absent):
+    modules = step_preload_modules(
+        resources_for(load_settings({"PASSPORT_HOME": str(tmp_path), **env}))
+    )
+    assert modules[0] == "passport_pipeline.definitions"
+    assert set(present) <= set(modules)
+    assert not set(absent) & set(modules)
+    assert len(modules) == len(set(modules))
+
+
+@pytest.mark.parametrize("env", [LOCAL, PRODUCTION])
+def test_every_preloaded_module_imports(tmp_path, env):
+    for module in step_preload_modules(
+        resources_for(load_settings({"PASSPORT_HOME": str(tmp_path), **env}))
+    ):
+        importlib.import_module(module)
