@@ -25,8 +25,11 @@ demo: $(STAMP)
 		echo "Embedded home: $$PASSPORT_HOME (Dagster instance: $$DAGSTER_HOME)"'
 	$(DEMO_ENV) $(BIN)/python -m passport_pipeline.demo.seed
 	$(DEMO_ENV) $(BIN)/dagster job execute -m passport_pipeline.definitions \
-		-j monthly_passport_covers --tags '{"dagster/partition": "$(DEMO_MONTH)"}'
+		-j monthly_passport_covers --tags '{"dagster/partition": "$(DEMO_MONTH)"}' \
+		-c passport_pipeline/demo/quiet_console.yaml
 	$(DEMO_ENV) $(BIN)/python -m passport_pipeline.progress --partition $(DEMO_MONTH) --covers
+	@$(DEMO_ENV) sh -c 'echo "Covers: $$PASSPORT_HOME/images/covers/$(DEMO_MONTH)/"; \
+		echo "Passports updated in $$PASSPORT_HOME/app.sqlite3. Open the UI with: make dev"'
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -64,9 +64,17 @@ def run_month(context: OpExecutionContext) -> Month:
             allow_retries=False,
         )
     try:
-        return Month.parse(context.partition_key)
+        month = Month.parse(context.partition_key)
     except InvalidMonthError as error:
         raise Failure(f"partition key: {error}", allow_retries=False) from None
+    if not monthly_partitions.has_partition_key(month.key):
+        keys = monthly_partitions.get_partition_keys()
+        raise Failure(
+            f"partition key: {month} is not a month this job covers: months run from "
+            f"{keys[0]} to the last finished month, {keys[-1]}",
+            allow_retries=False,
+        )
+    return month
 
 
 @op(out={"plan": Out(MonthPlan), "users": DynamicOut(UserTask)})

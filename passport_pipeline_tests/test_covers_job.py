@@ -72,15 +72,18 @@ def test_month_run_covers_every_visitor(app_db_url, local_resources, instance):
         assert record.status == "generated" and record.url == urls[user_id]
         with open(store._path(record.key), "rb") as cover:
             assert inspect_image(cover.read()).mime_type == "image/png"
-    assert month_metadata(result) | {"preview": None} == month_metadata(result) | {
+    metadata = month_metadata(result)
+    counts = ("month", "total", "generated", "reused", "skipped", "failed", "estimated_cost_usd")
+    assert {key: metadata[key] for key in counts} == {
         "month": "2026-10",
         "total": 2,
         "generated": 2,
         "reused": 0,
         "skipped": 0,
         "failed": 0,
-        "preview": None,
+        "estimated_cost_usd": 0.0,
     }
+    assert urls[1] in metadata["preview"] and urls[2] in metadata["preview"]
     assert_every_cover_url_exists(app_db_url, store)
 
 

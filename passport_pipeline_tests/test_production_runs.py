@@ -101,6 +101,21 @@ def test_failures_do_not_hold_back_the_rest_and_reexecution_finishes_the_month(
     assert deployment.progress("2026-10")["summary"]["reused"] == 20
 
 
+@pytest.mark.parametrize(
+    ("month", "message"),
+    [
+        ("2026-13", "month '2026-13' is not a month key: the month must be 01 to 12, not 13"),
+        ("October", "month 'October' is not a month key: expected YYYY-MM"),
+        ("2031-01", "2031-01 is not a month this job covers: months run from 2024-01"),
+    ],
+)
+def test_a_bad_month_is_refused_by_name_before_any_work(deployment, gemini, month, message):
+    completed = deployment.execute_month(month)
+    assert completed.returncode != 0
+    assert message in completed.stdout + completed.stderr
+    assert gemini.get_requests == gemini.generate_requests == 0
+
+
 def test_a_bad_key_stops_the_run_before_any_paid_call(deployment, gemini):
     deployment.env["GEMINI_API_KEY"] = "AIzaWRONG-key-99999999999"
     completed = deployment.execute_month("2026-10")
