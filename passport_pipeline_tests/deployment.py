@@ -47,6 +47,20 @@ class Deployment:
         )
         return cls(root, env)
 
+    @classmethod
+    def with_gemini(
+        cls, root: Path, database_url: str, gemini_base_url: str, api_key: str, **variables: str
+    ) -> Deployment:
+        """The production wiring: PostgreSQL app database, Gemini at ``gemini_base_url``."""
+        return cls.create(
+            root,
+            PASSPORT_DATABASE_URL=database_url,
+            PASSPORT_IMAGE_MODEL="gemini",
+            GEMINI_BASE_URL=gemini_base_url,
+            GEMINI_API_KEY=api_key,
+            **variables,
+        )
+
     @property
     def dagster_home(self) -> Path:
         return Path(self.env["DAGSTER_HOME"])

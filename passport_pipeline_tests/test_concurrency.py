@@ -36,13 +36,7 @@ def gemini() -> FakeGemini:
 @pytest.fixture
 def deployment(tmp_path, postgres_url, gemini) -> Deployment:
     write_dataset(postgres_url, two_months_of_users(6))
-    return Deployment.create(
-        tmp_path,
-        PASSPORT_DATABASE_URL=postgres_url,
-        PASSPORT_IMAGE_MODEL="gemini",
-        GEMINI_BASE_URL=gemini.base_url,
-        GEMINI_API_KEY=API_KEY,
-    )
+    return Deployment.with_gemini(tmp_path, postgres_url, gemini.base_url, API_KEY)
 
 
 def test_two_runs_at_once_never_exceed_the_pool(deployment, gemini, postgres_url):

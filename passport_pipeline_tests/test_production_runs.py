@@ -33,13 +33,8 @@ def gemini() -> FakeGemini:
 @pytest.fixture
 def deployment(tmp_path, postgres_url, gemini) -> Deployment:
     write_dataset(postgres_url, USERS)
-    return Deployment.create(
-        tmp_path,
-        PASSPORT_DATABASE_URL=postgres_url,
-        PASSPORT_IMAGE_MODEL="gemini",
-        GEMINI_BASE_URL=gemini.base_url,
-        GEMINI_API_KEY=API_KEY,
-        PASSPORT_STEP_RETRY_DELAY_S="0.2",
+    return Deployment.with_gemini(
+        tmp_path, postgres_url, gemini.base_url, API_KEY, PASSPORT_STEP_RETRY_DELAY_S="0.2"
     )
 
 
