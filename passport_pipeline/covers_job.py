@@ -88,7 +88,11 @@ def month_users(
     """Find the month's users (a visit in the month, Seoul calendar) or take the listed ones,
     check that the image model answers at all, and fan out one cover step per user."""
     month = run_month(context)
-    image_model.preflight()
+    try:
+        image_model.preflight()
+    except PermanentImageModelError as error:
+        # A wrong key or model: stop here, before a single paid call, and do not retry.
+        raise Failure(str(error), metadata={"reason": error.reason}, allow_retries=False) from None
     cover_keys.resolve_secret()
     unknown: list[int] = []
     if config.user_ids is None:
@@ -251,13 +255,17 @@ JOB_NAME = "monthly_passport_covers"
 
 
 def build_covers_job(retry_policy: RetryPolicy) -> JobDefinition:
-    """The job, with the retry policy for the cover steps chosen by the definitions."""
+    """The job, with the retry policy chosen by the definitions.
+
+    The policy covers the steps that talk to outside systems: a database blip or a model that is
+    briefly down is retried; permanent failures raise ``Failure(allow_retries=False)``."""
     cover_step = generate_cover.with_retry_policy(retry_policy)
+    users_step = month_users.with_retry_policy(retry_policy)
 
     @graph(name=JOB_NAME)
     def monthly_passport_covers():
         """Every month, a new passport cover for each user who visited places that month."""
-        plan, users = month_users()
+        plan, users = users_step()
         record_month(plan, users.map(cover_step).collect())
 
     return monthly_passport_covers.to_job(
