@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInstance,
+    build_run_status_sensor_context,
+)
 
 from passport_pipeline.covers_job import build_covers_job
+from passport_pipeline.definitions import defs
 from passport_pipeline.domain.images import inspect_image
 from passport_pipeline.policies import COVER_STEP_RETRIES, cover_retry_policy
 from passport_pipeline.resources.app_db import AppDatabase
@@ -174,3 +181,33 @@ def test_unreachable_database_fails_the_first_step_with_a_clear_message(tmp_path
 def test_partition_outside_the_months_is_refused(local_resources, instance, key):
     with pytest.raises(Exception, match=f"partition with key `{key}`"):
         run(local_resources, instance, month=key)
+
+
+def test_a_failed_run_records_its_counts_on_the_month(sqlite_url, tmp_path, instance):
+    write_dataset(sqlite_url, USERS)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store's folder should be")
+    resources = {
+        "app_db": AppDatabase(url=sqlite_url),
+        "image_model": LocalImageModel(),
+        "image_store": LocalImageStore(root=str(blocker)),
+        "cover_keys": CoverKeys(secret="test-secret-0123456789abcdef"),
+    }
+    result = run(resources, instance, user_ids=[1, 2, 3])
+    assert not result.success
+    [run_failure] = [e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE]
+    sensor = defs.resolve_sensor_def("monthly_passport_covers_failures")
+    context = build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_event=run_failure,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
+    ).for_run_failure()
+    sensor(context)
+    observations = instance.fetch_observations(
+        AssetRecordsFilter(asset_key=AssetKey("passport_covers"), asset_partitions=["2026-10"]),
+        limit=1,
+    ).records
+    metadata = {k: v.value for k, v in observations[0].asset_observation.metadata.items()}
+    assert (metadata["total"], metadata["failed"], metadata["skipped"]) == (3, 2, 1)
+    assert metadata["run_id"] == result.run_id

@@ -8,7 +8,7 @@ import sys
 from datetime import datetime
 
 import pytest
-from dagster import DefaultScheduleStatus, build_schedule_context
+from dagster import DefaultScheduleStatus, DefaultSensorStatus, build_schedule_context
 
 from passport_pipeline.definitions import build_definitions, defs
 from passport_pipeline.domain.months import SEOUL
@@ -50,6 +50,8 @@ def test_the_job_schedule_and_asset_are_defined():
         spec for spec in defs.resolve_all_asset_specs() if spec.key.path == ["passport_covers"]
     ]
     assert covers.partitions_def == job.partitions_def
+    sensor = defs.resolve_sensor_def("monthly_passport_covers_failures")
+    assert sensor.default_status is DefaultSensorStatus.RUNNING
     cover_step = job.graph.node_named("generate_cover").definition
     assert cover_step.pool == "gemini"
     assert job.graph.node_named("generate_cover").retry_policy.max_retries == 2
