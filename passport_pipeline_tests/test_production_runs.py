@@ -199,6 +199,8 @@ def test_every_answer_class_behaves_as_documented_and_the_key_never_leaks(
     assert gemini.requests_for("Broken") == 9
     log = deployment.event_log_text()
     assert "IMAGE_SAFETY" in log and "PROHIBITED_CONTENT" in log
+    # The client's retry warnings reach the run's event log (dagster.yaml manages our loggers).
+    assert "generateContent attempt 1 of 3 failed, retrying in" in log
     assert API_KEY not in log
     assert deployment.files_containing(API_KEY) == []
     assert API_KEY not in completed.stdout + completed.stderr
