@@ -171,7 +171,7 @@ def generate_cover(
             metadata={"user_id": task.user_id, "reason": error.reason},
             allow_retries=False,
         ) from None
-    info = inspect_image(image.data)
+    info = image.info or inspect_image(image.data)
     stored = image_store.put(cover_key(stem, info.extension), image.data, info.mime_type)
     app_db.link_cover(passport.id, stored.url)
     record = CoverRecord(

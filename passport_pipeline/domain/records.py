@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from passport_pipeline.domain.images import ImageInfo
 from passport_pipeline.domain.months import Month
 
 
@@ -59,6 +60,8 @@ class GeneratedImage:
     model: str
     # Facts for the step's metadata (tokens, attempts, latency, cost, fallback, ...).
     metadata: dict[str, str | int | float | bool] = field(default_factory=dict)
+    # Set by a model that already decoded and checked the bytes, so they are checked once.
+    info: ImageInfo | None = None
 
 
 class CoverStatus(StrEnum):

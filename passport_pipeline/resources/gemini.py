@@ -132,6 +132,7 @@ class GeminiImageModel(ImageModel):
             mime_type=image.info.mime_type,
             model=image.model_version or self.model,
             metadata=metadata,
+            info=image.info,
         )
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
