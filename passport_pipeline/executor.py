@@ -21,6 +21,7 @@ STEP_WORKER_MODULES = (
     "dagster._core.instance.factory",
     "dagster._cli.api",
 )
+FREEZE_MODULE = "passport_pipeline.forkserver_freeze"
 # Image decoders that Pillow registers on first open (every step checks its image).
 IMAGE_CHECK_MODULES = ("PIL.PngImagePlugin", "PIL.JpegImagePlugin", "PIL.WebPImagePlugin")
 
@@ -32,6 +33,8 @@ def step_preload_modules(resources: Mapping[str, ConfigurableResource]) -> list[
         step_modules = getattr(resource, "step_modules", None)
         if step_modules is not None:
             modules.extend(step_modules())
+    # Last: freeze the heap that everything above loaded, so forked steps keep sharing it.
+    modules.append(FREEZE_MODULE)
     return list(dict.fromkeys(modules))
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import pytest
 
 from passport_pipeline.definitions import resources_for
-from passport_pipeline.executor import step_preload_modules
+from passport_pipeline.executor import FREEZE_MODULE, step_preload_modules
 from passport_pipeline.settings import load_settings
 
 LOCAL = {}
@@ -52,7 +54,30 @@ def test_preload_follows_the_resources(tmp_path, env, present, absent):
 
 @pytest.mark.parametrize("env", [LOCAL, PRODUCTION])
 def test_every_preloaded_module_imports(tmp_path, env):
-    for module in step_preload_modules(
-        resources_for(load_settings({"PASSPORT_HOME": str(tmp_path), **env}))
-    ):
-        importlib.import_module(module)
+    settings = load_settings({"PASSPORT_HOME": str(tmp_path), **env})
+    for module in step_preload_modules(resources_for(settings)):
+        if module != FREEZE_MODULE:  # imported in a subprocess below: it freezes the heap
+            importlib.import_module(module)
+
+
+def test_the_forkserver_freezes_its_heap_after_everything_else_is_loaded(tmp_path):
+    modules = step_preload_modules(resources_for(load_settings({"PASSPORT_HOME": str(tmp_path)})))
+    assert modules[-1] == FREEZE_MODULE
+    code = (
+        "import gc, importlib; before = gc.get_freeze_count(); "
+        f"importlib.import_module({FREEZE_MODULE!r}); "
+        "print(before, gc.get_freeze_count())"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    before, after = map(int, completed.stdout.split())
+    assert before == 0 and after > 1000
+
+
+def test_the_definitions_do_not_freeze_the_heap():
+    code = "import gc, passport_pipeline.definitions; print(gc.get_freeze_count())"
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert completed.stdout.strip() == "0"
