@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg2
 import pytest
@@ -24,20 +25,27 @@ def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'app.sqlite3'}"
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the real PostgreSQL server, dropped afterwards."""
-    name = f"passport_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[tuple[str, object]]:
+    """A new database on the real PostgreSQL server (its name, and an admin connection)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(PG_ADMIN_DSN)
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+        yield name, admin
     finally:
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh app database on the real PostgreSQL server, dropped afterwards."""
+    with fresh_postgres_database("passport_test") as (name, _):
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-import uuid
 
-import psycopg2
 import pytest
 import yaml
 
-from passport_pipeline_tests.conftest import PG_ADMIN_DSN
+from passport_pipeline_tests.conftest import fresh_postgres_database
 from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.deployment import Deployment
 
@@ -22,17 +20,8 @@ STORAGES = {
 
 @pytest.fixture
 def instance_db():
-    name = f"passport_dagster_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(PG_ADMIN_DSN)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with fresh_postgres_database("passport_dagster") as (name, admin):
         yield name, admin
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def use_postgres_storage(deployment: Deployment, db_name: str, pooled: bool) -> None:
