@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import workload  # noqa: E402
+from passport_pipeline_tests.deployment import isolated_environ  # noqa: E402
 
 BIN = Path(sys.executable).parent
 OUT_DIR = REPO / "bench" / "out"
@@ -487,11 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         (dagster_home / "dagster.yaml").write_text(yaml)
         instance = InstanceDb(args.storage, dagster_home, inst_db)
 
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("PASSPORT_", "GEMINI_", "DAGSTER_", "AWS_"))
-        }
+        env = isolated_environ()
         env.update(
             DAGSTER_HOME=str(dagster_home),
             PASSPORT_HOME=str(root / "home"),

@@ -24,6 +24,15 @@ BIN = Path(sys.executable).parent
 TEST_KEY_SECRET = "deployment-test-secret-0123456789"
 
 
+def isolated_environ() -> dict[str, str]:
+    """This process's environment without any of the pipeline's own settings."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PASSPORT_", "GEMINI_", "AWS_", "DAGSTER_"))
+    }
+
+
 @dataclass
 class Deployment:
     root: Path
@@ -34,11 +43,7 @@ class Deployment:
         dagster_home = root / "dagster"
         dagster_home.mkdir(parents=True)
         shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("PASSPORT_", "GEMINI_", "AWS_", "DAGSTER_"))
-        }
+        env = isolated_environ()
         env.update(
             DAGSTER_HOME=str(dagster_home),
             PASSPORT_HOME=str(root / "home"),

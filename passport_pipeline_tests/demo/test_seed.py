@@ -86,20 +86,19 @@ def test_each_demo_month_has_twenty_to_thirty_users(sqlite_url, engine_for):
         assert len(month_users(engine, Month.parse(key))) == summary["qualifying"][key]
 
 
-def test_a_visit_at_1530_utc_on_31_october_belongs_to_november(sqlite_url, engine_for):
+@pytest.mark.parametrize(
+    ("instant", "month", "not_month"),
+    [
+        (datetime(2026, 10, 31, 15, 30, tzinfo=UTC), Month(2026, 11), Month(2026, 10)),
+        (datetime(2026, 9, 30, 14, 59, tzinfo=UTC), Month(2026, 9), Month(2026, 10)),
+    ],
+)
+def test_edge_visits_belong_to_their_seoul_month(sqlite_url, engine_for, instant, month, not_month):
     seed_demo(sqlite_url)
     engine = engine_for(sqlite_url)
-    user = user_of_visit_at(engine, datetime(2026, 10, 31, 15, 30, tzinfo=UTC))
-    assert user in month_users(engine, Month(2026, 11))
-    assert user not in month_users(engine, Month(2026, 10))
-
-
-def test_a_visit_at_1459_utc_on_30_september_belongs_to_september(sqlite_url, engine_for):
-    seed_demo(sqlite_url)
-    engine = engine_for(sqlite_url)
-    user = user_of_visit_at(engine, datetime(2026, 9, 30, 14, 59, tzinfo=UTC))
-    assert user in month_users(engine, Month(2026, 9))
-    assert user not in month_users(engine, Month(2026, 10))
+    user = user_of_visit_at(engine, instant)
+    assert user in month_users(engine, month)
+    assert user not in month_users(engine, not_month)
 
 
 def test_the_dataset_has_the_awkward_cases(sqlite_url, engine_for):
