@@ -13,14 +13,11 @@ from datetime import UTC, datetime, timedelta
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.prompt import build_prompt
 from passport_pipeline.domain.records import CoverRequest, Passport, Visit
+from passport_pipeline_tests.dataset import PLACES as TEST_PLACES
 
 FIRST_MONTH = Month(2026, 10)
 PLACES = [
-    (1, "Gyeongbokgung Palace", "palace", "Seoul", "South Korea"),
-    (2, "Gwangjang Market", "market", "Seoul", "South Korea"),
-    (3, "Haeundae Beach", "beach", "Busan", "South Korea"),
-    (4, "Seongsan Ilchulbong", "park", "Jeju", "South Korea"),
-    (5, "Senso-ji", "temple", "Tokyo", "Japan"),
+    *TEST_PLACES,
     (6, "Bukchon Hanok Village", "neighbourhood", "Seoul", "South Korea"),
     (7, "Gamcheon Culture Village", "neighbourhood", "Busan", "South Korea"),
 ]
