@@ -60,11 +60,16 @@ def instance() -> Iterator[DagsterInstance]:
         yield dagster_instance
 
 
-@pytest.fixture
-def local_resources(tmp_path, app_db_url) -> dict:
+def local_resources_for(db_url: str, store_root) -> dict:
+    """The embedded resources on a given app database and store folder."""
     return {
-        "app_db": AppDatabase(url=app_db_url),
+        "app_db": AppDatabase(url=db_url),
         "image_model": LocalImageModel(),
-        "image_store": LocalImageStore(root=str(tmp_path / "store")),
+        "image_store": LocalImageStore(root=str(store_root)),
         "cover_keys": CoverKeys(secret="test-secret-0123456789abcdef"),
     }
+
+
+@pytest.fixture
+def local_resources(tmp_path, app_db_url) -> dict:
+    return local_resources_for(app_db_url, tmp_path / "store")

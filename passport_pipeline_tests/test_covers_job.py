@@ -15,10 +15,8 @@ from passport_pipeline.covers_job import build_covers_job
 from passport_pipeline.definitions import defs
 from passport_pipeline.domain.images import inspect_image
 from passport_pipeline.policies import COVER_STEP_RETRIES, cover_retry_policy
-from passport_pipeline.resources.app_db import AppDatabase
-from passport_pipeline.resources.cover_keys import CoverKeys
-from passport_pipeline.resources.image_model import LocalImageModel
 from passport_pipeline.resources.image_store import LocalImageStore
+from passport_pipeline_tests.conftest import local_resources_for
 from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
 
 USERS = [
@@ -139,7 +137,7 @@ def test_a_failed_upload_leaves_the_passport_untouched(
     write_dataset(app_db_url, USERS)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the store's folder should be")
-    resources = {**local_resources, "image_store": LocalImageStore(root=str(blocker))}
+    resources = local_resources_for(local_resources["app_db"].url, blocker)
     result = run(resources, instance)
     assert not result.success
 
@@ -162,12 +160,9 @@ def test_month_with_no_visitors_still_records_the_month(app_db_url, local_resour
 
 
 def test_unreachable_database_fails_the_first_step_with_a_clear_message(tmp_path, instance):
-    resources = {
-        "app_db": AppDatabase(url="postgresql+psycopg2://postgres@127.0.0.1:5999/app"),
-        "image_model": LocalImageModel(),
-        "image_store": LocalImageStore(root=str(tmp_path / "store")),
-        "cover_keys": CoverKeys(secret="test-secret-0123456789abcdef"),
-    }
+    resources = local_resources_for(
+        "postgresql+psycopg2://postgres@127.0.0.1:5999/app", tmp_path / "store"
+    )
     result = run(resources, instance)
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
@@ -187,12 +182,7 @@ def test_a_failed_run_records_its_counts_on_the_month(sqlite_url, tmp_path, inst
     write_dataset(sqlite_url, USERS)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the store's folder should be")
-    resources = {
-        "app_db": AppDatabase(url=sqlite_url),
-        "image_model": LocalImageModel(),
-        "image_store": LocalImageStore(root=str(blocker)),
-        "cover_keys": CoverKeys(secret="test-secret-0123456789abcdef"),
-    }
+    resources = local_resources_for(sqlite_url, blocker)
     result = run(resources, instance, user_ids=[1, 2, 3])
     assert not result.success
     [run_failure] = [e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE]
