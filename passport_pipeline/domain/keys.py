@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 
 from passport_pipeline.domain.months import Month
 
@@ -29,12 +30,25 @@ def cover_token(secret: str, user_id: int, month: Month) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:_TOKEN_HEX_CHARS]
 
 
+def month_folder(month: Month) -> str:
+    """The folder of a month's covers, ``covers/YYYY-MM``: every cover URL holds it."""
+    return f"covers/{month.key}"
+
+
 def cover_key_stem(secret: str, user_id: int, month: Month, prefix: str = "") -> str:
     """The key without its extension: ``[prefix/]covers/YYYY-MM/<token>``."""
-    stem = f"covers/{month.key}/{cover_token(secret, user_id, month)}"
+    stem = f"{month_folder(month)}/{cover_token(secret, user_id, month)}"
     prefix = prefix.strip("/")
     return f"{prefix}/{stem}" if prefix else stem
 
 
 def cover_key(stem: str, extension: str) -> str:
     return f"{stem}.{extension.lstrip('.')}"
+
+
+def cover_url_patterns(months: Iterable[Month]) -> list[str]:
+    """SQL ``LIKE`` patterns that match a cover URL (file, s3 or https) of any of ``months``.
+
+    Whatever the store, a cover's URL ends in ``/covers/YYYY-MM/<token>.<ext>``; the slash
+    before ``covers`` keeps a bucket or prefix merely ending in "covers" from matching."""
+    return [f"%/{month_folder(month)}/%" for month in months]

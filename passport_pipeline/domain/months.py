@@ -43,6 +43,22 @@ class Month:
     def next(self) -> Month:
         return Month(self.year + self.month // 12, self.month % 12 + 1)
 
+    @classmethod
+    def of(cls, instant: datetime) -> Month:
+        """The month an aware instant falls in, on the Seoul calendar."""
+        if instant.tzinfo is None:
+            raise ValueError("a naive datetime has no place in a Seoul month; attach a timezone")
+        local = instant.astimezone(SEOUL)
+        return cls(local.year, local.month)
+
+    def through(self, last: Month) -> list[Month]:
+        """This month and every month after it up to ``last`` (empty when ``last`` is earlier)."""
+        months, month = [], self
+        while month <= last:
+            months.append(month)
+            month = month.next()
+        return months
+
     def previous(self) -> Month:
         return Month(self.year - (self.month == 1), (self.month - 2) % 12 + 1)
 
@@ -59,10 +75,7 @@ class Month:
 
     def contains(self, instant: datetime) -> bool:
         """Whether an aware instant falls in this month on a Seoul calendar."""
-        if instant.tzinfo is None:
-            raise ValueError("a naive datetime has no place in a Seoul month; attach a timezone")
-        local = instant.astimezone(SEOUL)
-        return (local.year, local.month) == (self.year, self.month)
+        return Month.of(instant) == self
 
     def __str__(self) -> str:
         return self.key

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
-from sqlalchemy import Engine, and_, create_engine, select, update
+from sqlalchemy import Engine, and_, create_engine, false, not_, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from passport_pipeline import app_schema as t
+from passport_pipeline.domain.keys import cover_url_patterns
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.records import Passport, Visit
 
@@ -147,28 +148,28 @@ class AppDatabase(ConfigurableResource):
                 for name, category, city, country, visited_at in conn.execute(query)
             ]
 
-    def link_cover(self, passport_id: int, url: str) -> bool:
-        """Point the passport at a stored cover; False when it already pointed there."""
+    def link_cover(self, passport_id: int, url: str, month: Month) -> bool:
+        """Point the passport at ``month``'s stored cover; True when the passport changed.
+
+        A passport only moves forward: it keeps its cover when that is already this one or a
+        cover of a later month. The check is part of the UPDATE, so two runs of different
+        months (a backfill beside the schedule) cannot interleave into a step backwards."""
+        cover = t.passports.c.cover_image_url
+        # Covers exist for finished months only; one month of slack covers clocks near midnight.
+        later = month.next().through(Month.of(datetime.now(UTC)).next())
         statement = (
             update(t.passports)
             .where(t.passports.c.id == passport_id)
+            .where(or_(cover.is_(None), cover != url))
             .where(
-                (t.passports.c.cover_image_url.is_(None)) | (t.passports.c.cover_image_url != url)
+                or_(
+                    cover.is_(None), not_(or_(false(), *map(cover.like, cover_url_patterns(later))))
+                )
             )
             .values(cover_image_url=url, updated_at=_utc_wall_time())
         )
         with self._connect() as conn, conn.begin():
             return conn.execute(statement).rowcount > 0
-
-    def cover_urls(self, passport_ids: Iterable[int]) -> dict[int, str | None]:
-        ids = sorted(set(passport_ids))
-        if not ids:
-            return {}
-        query = select(t.passports.c.id, t.passports.c.cover_image_url).where(
-            t.passports.c.id.in_(ids)
-        )
-        with self._connect() as conn:
-            return {int(pid): url for pid, url in conn.execute(query)}
 
 
 def _aware(value: datetime) -> datetime:

@@ -3,7 +3,13 @@ import re
 
 import pytest
 
-from passport_pipeline.domain.keys import WeakSecretError, cover_key, cover_key_stem, cover_token
+from passport_pipeline.domain.keys import (
+    WeakSecretError,
+    cover_key,
+    cover_key_stem,
+    cover_token,
+    cover_url_patterns,
+)
 from passport_pipeline.domain.months import Month
 
 SECRET = "s3cret-for-tests-0123456789"
@@ -45,3 +51,26 @@ def test_prefix_goes_before_covers():
 def test_short_secret_is_refused():
     with pytest.raises(WeakSecretError, match="at least 16"):
         cover_token("short", 1, OCTOBER)
+
+
+def like(pattern: str, text: str) -> bool:
+    """SQL LIKE with % only, as the patterns use it."""
+    return re.fullmatch(".*".join(map(re.escape, pattern.split("%"))), text) is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "matches"),
+    [
+        ("file:///home/images/covers/2026-11/" + "a" * 32 + ".png", True),
+        ("s3://bucket/prod/covers/2026-12/" + "a" * 32 + ".webp", True),
+        ("https://cdn.example/covers/2026-11/" + "a" * 32 + ".jpg", True),
+        ("https://cdn.example/covers/2026-10/" + "a" * 32 + ".jpg", False),
+        ("s3://mycovers/2026-11/x.png", False),  # a bucket ending in "covers" is no month folder
+        ("https://app.example/default.png", False),
+    ],
+)
+def test_url_patterns_match_covers_of_the_given_months_in_any_store(url, matches):
+    patterns = cover_url_patterns([Month(2026, 11), Month(2026, 12)])
+    assert any(like(p, url) for p in patterns) is matches
+    stem = cover_key_stem(SECRET, 42, Month(2026, 11), prefix="prod")
+    assert any(like(p, f"s3://bucket/{stem}.png") for p in patterns)

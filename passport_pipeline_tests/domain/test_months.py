@@ -66,3 +66,27 @@ def test_contains_uses_the_seoul_calendar(instant, month_key):
 def test_contains_refuses_naive_datetimes():
     with pytest.raises(ValueError, match="naive"):
         Month(2026, 10).contains(datetime(2026, 10, 5))
+
+
+@pytest.mark.parametrize(
+    ("instant", "month"),
+    [
+        (datetime(2026, 10, 31, 15, 0, tzinfo=UTC), Month(2026, 11)),  # 00:00 KST, 1 Nov
+        (datetime(2026, 10, 31, 14, 59, tzinfo=UTC), Month(2026, 10)),
+        (datetime(2026, 12, 31, 15, 0, tzinfo=UTC), Month(2027, 1)),
+    ],
+)
+def test_of_places_an_instant_on_the_seoul_calendar(instant, month):
+    assert Month.of(instant) == month
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "keys"),
+    [
+        ("2026-11", "2027-02", ["2026-11", "2026-12", "2027-01", "2027-02"]),
+        ("2026-10", "2026-10", ["2026-10"]),
+        ("2026-10", "2026-09", []),
+    ],
+)
+def test_through_lists_the_months_in_order(first, last, keys):
+    assert [m.key for m in Month.parse(first).through(Month.parse(last))] == keys

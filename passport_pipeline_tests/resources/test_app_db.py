@@ -49,10 +49,39 @@ def test_existing_user_ids(db):
     assert db.existing_user_ids([]) == set()
 
 
+def cover(store: str, month: str, token: str = "0f" * 16) -> str:
+    return f"{store}/covers/{month}/{token}.png"
+
+
 def test_link_cover_sets_url_once(db, app_db_url):
-    assert db.link_cover(1001, "file:///covers/a.png") is True
-    assert db.link_cover(1001, "file:///covers/a.png") is False
-    assert cover_urls(app_db_url)[1] == "file:///covers/a.png"
+    url = cover("file:///home/images", "2026-10")
+    assert db.link_cover(1001, url, OCTOBER) is True
+    assert db.link_cover(1001, url, OCTOBER) is False
+    assert cover_urls(app_db_url)[1] == url
+
+
+@pytest.mark.parametrize(
+    "store", ["file:///srv/images", "s3://covers-bucket/prod", "https://cdn.example/covers"]
+)
+def test_a_passport_only_moves_forward(db, app_db_url, store):
+    september, october, november = (cover(store, m) for m in ("2026-09", "2026-10", "2026-11"))
+    assert db.link_cover(1001, october, OCTOBER) is True
+    # A re-run or backfill of an older month never replaces a later month's cover...
+    assert db.link_cover(1001, september, Month(2026, 9)) is False
+    assert cover_urls(app_db_url)[1] == october
+    # ...the month's own cover is relinked (say, the app cleared it or pointed elsewhere)...
+    assert db.link_cover(1001, cover(store, "2026-10", "1a" * 16), OCTOBER) is True
+    assert db.link_cover(1001, october, OCTOBER) is True
+    # ...a later month moves it on, and a cover that is not a monthly one is replaced.
+    assert db.link_cover(1001, november, Month(2026, 11)) is True
+    assert db.link_cover(1001, october, OCTOBER) is False
+    assert cover_urls(app_db_url)[1] == november
+    db.engine.dispose()
+
+
+def test_a_cover_from_outside_the_pipeline_is_replaced(db, app_db_url):
+    assert db.link_cover(1001, "https://app.example/default-cover.png", OCTOBER) is True
+    assert db.link_cover(1001, cover("file:///srv", "2024-01"), Month(2024, 1)) is True
 
 
 def test_unreachable_database_names_the_server_and_hides_the_password():
