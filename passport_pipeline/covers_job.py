@@ -22,20 +22,31 @@ from dagster import (
 from pydantic import Field
 
 from passport_pipeline.domain.images import inspect_image
-from passport_pipeline.domain.keys import cover_key
+from passport_pipeline.domain.keys import WeakSecretError, cover_key
 from passport_pipeline.domain.months import InvalidMonthError, Month
 from passport_pipeline.domain.prompt import build_prompt
-from passport_pipeline.domain.records import CoverRecord, CoverRequest, CoverStatus, UserTask
-from passport_pipeline.domain.summary import preview_markdown, summarize_month
+from passport_pipeline.domain.records import (
+    CoverRecord,
+    CoverRequest,
+    CoverStatus,
+    GeneratedImage,
+    UserTask,
+)
+from passport_pipeline.domain.summary import missing_users, preview_markdown, summarize_month
 from passport_pipeline.partitions import monthly_partitions
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import ImageModel, PermanentImageModelError
-from passport_pipeline.resources.image_store import ImageStore
+from passport_pipeline.resources.image_store import ImageStore, ImageStoreUnusableError
+from passport_pipeline.resources.pending_covers import PendingCovers
 
 COVERS_ASSET = "passport_covers"
 GEMINI_POOL = "gemini"
 HALT_TAG = "passport/halted"
+# Step keys: the first step, its fan-out output, the mapped step (``generate_cover[user_7]``).
+USERS_STEP = "month_users"
+USERS_OUTPUT = "users"
+COVER_STEP = "generate_cover"
 
 
 class MonthUsersConfig(Config):
@@ -67,6 +78,13 @@ def run_month(context: OpExecutionContext) -> Month:
         month = Month.parse(context.partition_key)
     except InvalidMonthError as error:
         raise Failure(f"partition key: {error}", allow_retries=False) from None
+    if context.partition_key != month.key:
+        # "2026-10 " would run the month under a tag no view of the month ever finds.
+        raise Failure(
+            f"partition key: {context.partition_key!r} is not written as a month key: "
+            f"launch it as {month.key!r}",
+            allow_retries=False,
+        )
     if not monthly_partitions.has_partition_key(month.key):
         keys = monthly_partitions.get_partition_keys()
         raise Failure(
@@ -83,17 +101,28 @@ def month_users(
     config: MonthUsersConfig,
     app_db: AppDatabase,
     image_model: ImageModel,
+    image_store: ImageStore,
     cover_keys: CoverKeys,
 ):
     """Find the month's users (a visit in the month, Seoul calendar) or take the listed ones,
-    check that the image model answers at all, and fan out one cover step per user."""
+    check that the image model, the store and the key secret can be used at all, and fan out
+    one cover step per user."""
     month = run_month(context)
     try:
         image_model.preflight()
     except PermanentImageModelError as error:
         # A wrong key or model: stop here, before a single paid call, and do not retry.
         raise Failure(str(error), metadata={"reason": error.reason}, allow_retries=False) from None
-    cover_keys.resolve_secret()
+    try:
+        image_store.preflight()
+    except ImageStoreUnusableError as error:
+        # Every image paid for would have nowhere to go.
+        raise Failure(str(error), allow_retries=False) from None
+    try:
+        cover_keys.check()
+    except (WeakSecretError, ValueError) as error:
+        # Every user step would fail the same way: stop before the fan-out, say what to fix.
+        raise Failure(str(error), allow_retries=False) from None
     unknown: list[int] = []
     if config.user_ids is None:
         user_ids = app_db.month_user_ids(month)
@@ -126,11 +155,14 @@ def generate_cover(
     image_model: ImageModel,
     image_store: ImageStore,
     cover_keys: CoverKeys,
+    pending_covers: PendingCovers,
 ) -> Output[CoverRecord]:
     """Draw, check and store one user's cover, then point the user's passport at it.
 
     Reuses a cover already stored for this user and month unless the run forces regeneration,
-    so re-running a month never pays twice. The passport is updated only after the upload."""
+    so re-running a month never pays twice; a cover paid for whose upload failed is kept on
+    this machine and uploaded by the next attempt. The passport is updated only after the
+    upload, and only forward: never from a later month's cover back to this month's."""
     month = Month.parse(task.month)
     _stop_if_halted(context)
     passport = app_db.latest_passport(task.user_id)
@@ -141,39 +173,28 @@ def generate_cover(
         return _skipped(task, f"no visits in {month}")
     stem = cover_keys.stem(task.user_id, month)
     if not task.force and (existing := image_store.find(stem)) is not None:
-        relinked = app_db.link_cover(passport.id, existing.url)
+        linked = app_db.link_cover(passport.id, existing.url, month)
         record = CoverRecord(
             task.user_id, month.key, CoverStatus.REUSED, passport.id, existing.key, existing.url
         )
-        return Output(
-            record,
-            metadata={
-                "status": record.status.value,
-                "key": existing.key,
-                "relinked": relinked,
-                "model_calls": 0,
-            },
+        metadata = {"key": existing.key, "linked": linked, "model_calls": 0}
+        return Output(record, metadata={"status": record.status.value, **metadata})
+    image = pending_covers.find(stem)
+    kept = image is not None
+    if image is None:
+        request = CoverRequest(
+            prompt=build_prompt(passport, month, visits),
+            month=month,
+            nickname=passport.nickname,
+            title=passport.title,
+            visits=tuple(visits),
         )
-    request = CoverRequest(
-        prompt=build_prompt(passport, month, visits),
-        month=month,
-        nickname=passport.nickname,
-        title=passport.title,
-        visits=tuple(visits),
-    )
-    try:
-        image = image_model.generate(request)
-    except PermanentImageModelError as error:
-        if error.halts_run:
-            _halt_run(context, str(error))
-        raise Failure(
-            f"user {task.user_id}: {error}",
-            metadata={"user_id": task.user_id, "reason": error.reason},
-            allow_retries=False,
-        ) from None
+        image = _generate(context, image_model, task, request)
+        pending_covers.keep(stem, image)
     info = image.info or inspect_image(image.data)
     stored = image_store.put(cover_key(stem, info.extension), image.data, info.mime_type)
-    app_db.link_cover(passport.id, stored.url)
+    pending_covers.discard(stem)
+    linked = app_db.link_cover(passport.id, stored.url, month)
     record = CoverRecord(
         task.user_id,
         month.key,
@@ -183,18 +204,33 @@ def generate_cover(
         stored.url,
         estimated_cost_usd=float(image.metadata.get("estimated_cost_usd", 0.0)),
     )
-    return Output(
-        record,
-        metadata={
-            "status": record.status.value,
-            "key": stored.key,
-            "model": image.model,
-            "mime_type": info.mime_type,
-            "size": f"{info.width}x{info.height}",
-            "bytes": len(image.data),
-            **image.metadata,
-        },
-    )
+    metadata = {
+        "key": stored.key,
+        "linked": linked,
+        "model": image.model,
+        "mime_type": info.mime_type,
+        "size": f"{info.width}x{info.height}",
+        "bytes": len(image.data),
+        # An earlier attempt paid for this image and could not store it; this one stored it.
+        "uploaded_kept_image": kept,
+        **image.metadata,
+    }
+    return Output(record, metadata={"status": record.status.value, **metadata})
+
+
+def _generate(
+    context: OpExecutionContext, image_model: ImageModel, task: UserTask, request: CoverRequest
+) -> GeneratedImage:
+    try:
+        return image_model.generate(request)
+    except PermanentImageModelError as error:
+        if error.halts_run:
+            _halt_run(context, str(error))
+        raise Failure(
+            f"user {task.user_id}: {error}",
+            metadata={"user_id": task.user_id, "reason": error.reason},
+            allow_retries=False,
+        ) from None
 
 
 @op
@@ -205,8 +241,20 @@ def record_month(
     app_db: AppDatabase,
     image_store: ImageStore,
 ):
-    """Make sure every stored cover is linked to its passport, and record the month's summary
-    on the `passport_covers` asset."""
+    """Check the month's books: every planned user has a record, every stored cover exists
+    and is linked to its passport (unless a later month's cover is already there); then record
+    the month's summary on the `passport_covers` asset."""
+    missing = missing_users(plan.user_ids, records)
+    if missing:
+        # Never report a month done with users neither covered nor failed.
+        raise Failure(
+            f"{len(missing)} of {len(plan.user_ids)} planned users of {plan.month} have neither "
+            f"a cover nor a failure in this run: users {_listed(missing)}. Launch the month "
+            f"{plan.month} again (Launchpad, or dagster job execute with the partition "
+            f"{plan.month}): it covers them, and reuses every stored cover without paying twice.",
+            metadata={"missing_user_ids": MetadataValue.json(missing)},
+            allow_retries=False,
+        )
     relinked = 0
     for record in records:
         if record.url and record.passport_id is not None:
@@ -214,7 +262,7 @@ def record_month(
                 raise Failure(
                     f"user {record.user_id}: cover {record.key} is missing from the store"
                 )
-            relinked += app_db.link_cover(record.passport_id, record.url)
+            relinked += app_db.link_cover(record.passport_id, record.url, Month.parse(record.month))
     summary = summarize_month(plan.month, plan.user_ids, records)
     metadata = {
         **summary.as_metadata(),
@@ -225,6 +273,11 @@ def record_month(
     }
     context.log_event(AssetMaterialization(COVERS_ASSET, partition=plan.month, metadata=metadata))
     return Output(summary.as_metadata(), metadata=summary.as_metadata())
+
+
+def _listed(user_ids: list[int], limit: int = 20) -> str:
+    shown = ", ".join(str(user_id) for user_id in user_ids[:limit])
+    return shown + (f" and {len(user_ids) - limit} more" if len(user_ids) > limit else "")
 
 
 def _skipped(task: UserTask, reason: str) -> Output[CoverRecord]:

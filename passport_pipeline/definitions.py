@@ -16,7 +16,8 @@ from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import ImageModel, LocalImageModel
 from passport_pipeline.resources.image_store import ImageStore, LocalImageStore, S3ImageStore
-from passport_pipeline.schedules import failed_month_sensor, monthly_covers_schedule
+from passport_pipeline.resources.pending_covers import PendingCovers
+from passport_pipeline.schedules import monthly_covers_schedule, stopped_month_sensors
 from passport_pipeline.settings import Settings, load_settings
 
 
@@ -58,6 +59,7 @@ def resources_for(settings: Settings) -> dict:
             secret=EnvVar("PASSPORT_KEY_SECRET") if settings.key_secret_in_env else None,
             secret_file=str(settings.key_secret_file),
         ),
+        "pending_covers": PendingCovers(root=str(settings.pending_root)),
     }
 
 
@@ -75,7 +77,7 @@ def build_definitions(settings: Settings) -> Definitions:
         ],
         jobs=[covers_job],
         schedules=[monthly_covers_schedule(covers_job)],
-        sensors=[failed_month_sensor(covers_job)],
+        sensors=stopped_month_sensors(covers_job),
         resources=resources,
         executor=covers_executor(settings.max_concurrent_steps, resources),
     )

@@ -9,9 +9,19 @@ resource imports lazily on first use (its SQLAlchemy dialect, the S3 client, the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
-from dagster import ConfigurableResource, ExecutorDefinition, multiprocess_executor
+from dagster import (
+    ConfigurableResource,
+    DagsterEvent,
+    Executor,
+    ExecutorDefinition,
+    executor,
+    multiple_process_executor_requirements,
+    multiprocess_executor,
+)
+
+from passport_pipeline.unstarted_steps import record_unstarted_user_steps
 
 # Dagster's step worker: loaded by every forked step before our code runs (measured by
 # listing sys.modules at the start of a step against those of the parent).
@@ -38,10 +48,52 @@ def step_preload_modules(resources: Mapping[str, ConfigurableResource]) -> list[
     return list(dict.fromkeys(modules))
 
 
+class _RecordsUnstartedUsers(Executor):
+    """Dagster's executor, plus one thing when a run stops part-way: the users whose step never
+    started are recorded as failed (see ``unstarted_steps``), so that "Re-execute from failure"
+    covers them. Everything else is the wrapped executor's."""
+
+    def __init__(self, inner: Executor):
+        self._inner = inner
+
+    @property
+    def retries(self):
+        return self._inner.retries
+
+    @property
+    def step_dependency_config(self):
+        return self._inner.step_dependency_config
+
+    def execute(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:
+        try:
+            yield from self._inner.execute(plan_context, execution_plan)
+        except BaseException:
+            # Ctrl-C, Terminate, or the executor itself failing: its steps have all ended.
+            try:
+                record_unstarted_user_steps(plan_context.instance, plan_context.run_id)
+            except Exception as error:  # the stop itself must still reach Dagster
+                plan_context.log.warning(
+                    f"could not record the users whose step never started ({error}); the "
+                    "failed-month sensor and `python -m passport_pipeline.reexecute` will"
+                )
+            raise
+
+
+@executor(
+    name="covers_multiprocess",
+    config_schema=multiprocess_executor.config_schema,
+    requirements=multiple_process_executor_requirements(),
+)
+def covers_multiprocess_executor(init_context) -> Executor:
+    """Each step in its own process (Dagster's multiprocess executor); records the users whose
+    step never started when a run stops part-way."""
+    return _RecordsUnstartedUsers(multiprocess_executor.executor_creation_fn(init_context))
+
+
 def covers_executor(
     max_concurrent: int, resources: Mapping[str, ConfigurableResource]
 ) -> ExecutorDefinition:
-    return multiprocess_executor.configured(
+    return covers_multiprocess_executor.configured(
         {
             "max_concurrent": max_concurrent,
             "start_method": {"forkserver": {"preload_modules": step_preload_modules(resources)}},

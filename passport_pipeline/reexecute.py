@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from dagster import DagsterInstance, ReexecutionOptions, execute_job
+from dagster import DagsterInstance, DagsterRunStatus, ReexecutionOptions, execute_job
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.storage.tags import (
     PARENT_RUN_ID_TAG,
@@ -23,6 +23,7 @@ from dagster._core.storage.tags import (
 )
 
 from passport_pipeline.covers_job import JOB_NAME
+from passport_pipeline.unstarted_steps import record_unstarted_user_steps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     if parent.job_name != JOB_NAME:
         print(f"run {args.run_id} is a run of {parent.job_name}, not {JOB_NAME}", file=sys.stderr)
         return 2
+    if parent.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+        # Normally done when the run stopped; a run whose process was killed before the
+        # sensor saw it is covered here.
+        unstarted = record_unstarted_user_steps(instance, parent.run_id)
+        if unstarted:
+            print(f"recorded {len(unstarted)} users whose step never started", file=sys.stderr)
     try:
         options = ReexecutionOptions.from_failure(args.run_id, instance)
     except Exception as error:  # Dagster says why (e.g. the run did not fail)

@@ -42,16 +42,16 @@ class Settings:
     public_base_url: str | None
 
     @property
-    def sqlite_path(self) -> Path:
-        return self.home / "app.sqlite3"
-
-    @property
     def local_store_root(self) -> Path:
         return self.home / "images"
 
     @property
     def key_secret_file(self) -> Path:
         return self.home / "key_secret"
+
+    @property
+    def pending_root(self) -> Path:
+        return self.home / "pending"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,12 +71,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     s3_bucket = get("PASSPORT_S3_BUCKET")
     if image_store == "s3" and not s3_bucket:
         raise SettingsError("PASSPORT_IMAGE_STORE=s3 needs PASSPORT_S3_BUCKET")
+    key_secret_in_env = get("PASSPORT_KEY_SECRET") is not None
+    if image_store == "s3" and not key_secret_in_env:
+        # A generated secret lives in one home: a second machine or container would make other
+        # keys, find none of the stored covers, and pay for every one of them again.
+        raise SettingsError(
+            "PASSPORT_IMAGE_STORE=s3 needs PASSPORT_KEY_SECRET: a shared store must use one key "
+            "secret everywhere, or each machine would generate its own, find none of the "
+            "covers the others stored, and pay for them again"
+        )
     return Settings(
         home=home,
         database_url=get("PASSPORT_DATABASE_URL") or f"sqlite:///{home / 'app.sqlite3'}",
         image_model=image_model,
         image_store=image_store,
-        key_secret_in_env=get("PASSPORT_KEY_SECRET") is not None,
+        key_secret_in_env=key_secret_in_env,
         max_concurrent_steps=_integer(
             get("PASSPORT_MAX_CONCURRENT_STEPS", "50"), "PASSPORT_MAX_CONCURRENT_STEPS"
         ),

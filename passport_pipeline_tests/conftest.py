@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -14,6 +15,7 @@ from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import LocalImageModel
 from passport_pipeline.resources.image_store import LocalImageStore
+from passport_pipeline.resources.pending_covers import PendingCovers
 
 pytest_plugins = ["passport_pipeline_tests.servers.fixtures"]
 
@@ -67,6 +69,7 @@ def local_resources_for(db_url: str, store_root) -> dict:
         "image_model": LocalImageModel(),
         "image_store": LocalImageStore(root=str(store_root)),
         "cover_keys": CoverKeys(secret="test-secret-0123456789abcdef"),
+        "pending_covers": PendingCovers(root=str(Path(store_root).parent / "pending")),
     }
 
 

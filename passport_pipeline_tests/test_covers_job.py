@@ -8,13 +8,17 @@ from dagster import (
     AssetRecordsFilter,
     DagsterEventType,
     DagsterInstance,
+    Failure,
+    build_op_context,
     build_run_status_sensor_context,
 )
 
-from passport_pipeline.covers_job import build_covers_job
+from passport_pipeline.covers_job import MonthPlan, build_covers_job, record_month
 from passport_pipeline.definitions import defs
 from passport_pipeline.domain.images import inspect_image
+from passport_pipeline.domain.records import CoverRecord, CoverStatus
 from passport_pipeline.policies import COVER_STEP_RETRIES, cover_retry_policy
+from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_store import LocalImageStore
 from passport_pipeline_tests.conftest import local_resources_for
 from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
@@ -192,7 +196,7 @@ def test_a_failed_run_records_its_counts_on_the_month(sqlite_url, tmp_path, inst
         dagster_event=run_failure,
         dagster_instance=instance,
         dagster_run=instance.get_run_by_id(result.run_id),
-    ).for_run_failure()
+    )
     sensor(context)
     observations = instance.fetch_observations(
         AssetRecordsFilter(asset_key=AssetKey("passport_covers"), asset_partitions=["2026-10"]),
@@ -201,3 +205,85 @@ def test_a_failed_run_records_its_counts_on_the_month(sqlite_url, tmp_path, inst
     metadata = {k: v.value for k, v in observations[0].asset_observation.metadata.items()}
     assert (metadata["total"], metadata["failed"], metadata["skipped"]) == (3, 2, 1)
     assert metadata["run_id"] == result.run_id
+
+
+def test_an_older_month_never_moves_a_passport_backwards(app_db_url, local_resources, instance):
+    both = UserRow(1, visits=[(1, october(3)), (2, october(3).replace(month=9))])
+    september_only = UserRow(2, visits=[(3, october(5).replace(month=9))])
+    write_dataset(app_db_url, [both, september_only])
+    assert run(local_resources, instance, month="2026-10").success
+    october_cover = cover_urls(app_db_url)[1]
+    assert "/covers/2026-10/" in october_cover
+    # A backfill of September, after October: its covers are drawn and stored...
+    september = run(local_resources, instance, month="2026-09")
+    assert september.success
+    records = outputs_by_user(september)
+    assert {r.status for r in records.values()} == {"generated"}
+    # ...but a passport that shows October's cover keeps it; one with none gets September's.
+    urls = cover_urls(app_db_url)
+    assert urls[1] == october_cover
+    assert urls[2] == records[2].url and "/covers/2026-09/" in urls[2]
+    linked = {
+        event.step_key: event.step_output_data.metadata["linked"].value
+        for event in september.all_events
+        if event.event_type == DagsterEventType.STEP_OUTPUT
+        and event.step_key != "month_users"
+        and "linked" in event.step_output_data.metadata
+    }
+    assert linked == {"generate_cover[user_1]": False, "generate_cover[user_2]": True}
+    # The month's summary does not count a kept later cover as a relink either.
+    again = run(local_resources, instance, month="2026-09")
+    assert month_metadata(again)["reused"] == 2
+    assert cover_urls(app_db_url)[1] == october_cover
+
+
+@pytest.mark.parametrize("secret", ["short", "fifteen-chars!!"])
+def test_a_weak_key_secret_stops_the_run_before_any_user_step(
+    sqlite_url, tmp_path, instance, secret
+):
+    write_dataset(sqlite_url, USERS)
+    resources = {
+        **local_resources_for(sqlite_url, tmp_path / "store"),
+        "cover_keys": CoverKeys(secret=secret),
+    }
+    result = run(resources, instance)
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert [e.step_key for e in failures] == ["month_users"]
+    assert "PASSPORT_KEY_SECRET" in failures[0].step_failure_data.error.message
+    started = [e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_START]
+    assert started == ["month_users"]
+    assert [
+        e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY
+    ] == []
+
+
+def test_a_month_with_users_unaccounted_for_is_not_recorded_as_done(sqlite_url, tmp_path, instance):
+    write_dataset(sqlite_url, USERS)
+    resources = local_resources_for(sqlite_url, tmp_path / "store")
+    plan = MonthPlan("2026-10", [1, 2, 7, 9], [])
+    records = [CoverRecord(1, "2026-10", CoverStatus.SKIPPED, reason="no visits in 2026-10")]
+    with (
+        build_op_context(resources=resources, instance=instance) as context,
+        pytest.raises(Failure) as raised,
+    ):
+        record_month(context, plan, records)
+    message = raised.value.description
+    assert "3 of 4 planned users of 2026-10 have neither a cover nor a failure" in message
+    assert "users 2, 7, 9" in message and "Launch the month 2026-10 again" in message
+    assert raised.value.metadata["missing_user_ids"].value == [2, 7, 9]
+
+
+def test_a_non_canonical_partition_key_is_refused_by_name(local_resources, instance):
+    write_dataset(local_resources["app_db"].url, USERS)
+    result = covers_job.execute_in_process(
+        resources=local_resources,
+        instance=instance,
+        tags={"dagster/partition": "2026-10 "},
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert "'2026-10 ' is not written as a month key: launch it as '2026-10'" in (
+        failure.step_failure_data.error.message
+    )

@@ -82,6 +82,7 @@ def test_importing_the_definitions_connects_to_nothing_and_writes_nothing(tmp_pa
         "GEMINI_BASE_URL": "http://127.0.0.1:9",
         "PASSPORT_IMAGE_STORE": "s3",
         "PASSPORT_S3_BUCKET": "covers",
+        "PASSPORT_KEY_SECRET": "import-test-secret-0123456789",
     }
     env.pop("GEMINI_API_KEY", None)
     code = "import passport_pipeline.definitions as d; print(len(d.defs.jobs))"
@@ -106,6 +107,7 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
             "PASSPORT_S3_BUCKET": "covers",
             "PASSPORT_PUBLIC_BASE_URL": "https://cdn.example/",
             "GEMINI_API_KEY": "AIza-must-not-be-read",
+            "PASSPORT_KEY_SECRET": "must-not-be-read-either-0123",
         }
     )
     resources = build_definitions(settings).resources
@@ -113,6 +115,7 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
     assert isinstance(resources["image_store"], S3ImageStore)
     assert resources["image_store"].public_base_url == "https://cdn.example"
     assert "AIza-must-not-be-read" not in repr(resources)
+    assert "must-not-be-read-either" not in repr(resources)
 
 
 @pytest.mark.parametrize(
@@ -120,6 +123,10 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
     [
         ({"PASSPORT_IMAGE_MODEL": "dalle"}, "PASSPORT_IMAGE_MODEL='dalle' is not one of"),
         ({"PASSPORT_IMAGE_STORE": "s3"}, "needs PASSPORT_S3_BUCKET"),
+        (
+            {"PASSPORT_IMAGE_STORE": "s3", "PASSPORT_S3_BUCKET": "covers"},
+            "needs PASSPORT_KEY_SECRET: a shared store must use one key secret everywhere",
+        ),
         ({"PASSPORT_MAX_CONCURRENT_STEPS": "0"}, "at least 1"),
         ({"PASSPORT_FALLBACK_TO_LOCAL": "maybe"}, "not true or false"),
         ({"GEMINI_PRICE_PER_IMAGE_USD": "cheap"}, "not a number"),

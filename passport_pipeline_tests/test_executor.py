@@ -18,6 +18,7 @@ PRODUCTION = {
     "PASSPORT_IMAGE_MODEL": "gemini",
     "PASSPORT_IMAGE_STORE": "s3",
     "PASSPORT_S3_BUCKET": "covers",
+    "PASSPORT_KEY_SECRET": "preload-test-secret-0123456789",
 }
 
 

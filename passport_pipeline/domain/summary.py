@@ -34,6 +34,12 @@ class MonthSummary:
         }
 
 
+def missing_users(planned_user_ids: list[int], records: list[CoverRecord]) -> list[int]:
+    """Planned users with no record at all: neither covered, skipped nor failed."""
+    recorded = {record.user_id for record in records}
+    return sorted(set(planned_user_ids) - recorded)
+
+
 def summarize_month(
     month: str, planned_user_ids: list[int], records: list[CoverRecord]
 ) -> MonthSummary:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from passport_pipeline.domain.keys import cover_key_stem
+from passport_pipeline.domain.keys import MIN_SECRET_LENGTH, WeakSecretError, cover_key_stem
 from passport_pipeline.domain.months import Month
+
+SECRET_VARIABLE = "PASSPORT_KEY_SECRET"
 
 
 class CoverKeys(ConfigurableResource):
@@ -26,11 +28,25 @@ class CoverKeys(ConfigurableResource):
     def stem(self, user_id: int, month: Month) -> str:
         return cover_key_stem(self.resolve_secret(), user_id, month)
 
+    def check(self) -> None:
+        """Fail, naming where the secret comes from, unless it can make keys (checked once a run,
+        before any user's step: a weak secret would fail every one of them)."""
+        secret = self.resolve_secret()
+        if len(secret) < MIN_SECRET_LENGTH:
+            source = SECRET_VARIABLE if self.secret else f"the key secret file {self.secret_file}"
+            raise WeakSecretError(
+                f"{source} holds {len(secret)} characters: a cover key secret needs at least "
+                f"{MIN_SECRET_LENGTH}, or object keys could be guessed. Set {SECRET_VARIABLE} to "
+                "a long random value (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`) and keep it: it is how stored covers are "
+                "found again."
+            )
+
     def resolve_secret(self) -> str:
         if self.secret:
             return self.secret
         if not self.secret_file:
-            raise ValueError("no cover key secret: set PASSPORT_KEY_SECRET")
+            raise ValueError(f"no cover key secret: set {SECRET_VARIABLE}")
         path = Path(self.secret_file)
         if not path.exists():
             _create_secret_file(path)

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from botocore.exceptions import ClientError
 from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
+
+COVER_FILE_MODE = 0o644
 
 
 @dataclass(frozen=True)
@@ -19,8 +22,15 @@ class StoredObject:
     url: str
 
 
+class ImageStoreUnusableError(RuntimeError):
+    """The store cannot take covers at all (no such bucket, no access): no retry helps."""
+
+
 class ImageStore(ConfigurableResource):
     """Keeps cover objects under keys like ``covers/YYYY-MM/<token>.<ext>``."""
+
+    def preflight(self) -> None:
+        """Check, before any user step pays for an image, that the store exists and answers."""
 
     def find(self, stem: str) -> StoredObject | None:
         """The object stored under ``stem.<any extension>``, if there is one."""
@@ -69,6 +79,9 @@ class LocalImageStore(ImageStore):
             tmp.write(data)
             tmp.flush()
             os.fsync(tmp.fileno())
+        # A temporary file is created 0600; a cover is meant to be served (by a web server or the
+        # Dagster UI), so it is readable like any file this user writes. Its key is the secret.
+        os.chmod(tmp.name, COVER_FILE_MODE)
         os.replace(tmp.name, path)
         return StoredObject(key, path.as_uri())
 
@@ -95,6 +108,22 @@ class S3ImageStore(ImageStore):
         if self._client is None:
             self._client = self.s3.get_client()
         return self._client
+
+    def preflight(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchBucket"):
+                raise ImageStoreUnusableError(
+                    f"the S3 bucket {self.bucket} does not exist (PASSPORT_S3_BUCKET): "
+                    "create it, or point the pipeline at the right one"
+                ) from None
+            if code in ("403", "AccessDenied"):
+                raise ImageStoreUnusableError(
+                    f"no access to the S3 bucket {self.bucket}: check the credentials' policy"
+                ) from None
+            raise  # anything else may pass: the step's retry policy decides
 
     def _full_key(self, key: str) -> str:
         prefix = self.prefix.strip("/")

@@ -1,5 +1,7 @@
+import pytest
+
 from passport_pipeline.domain.records import CoverRecord, CoverStatus
-from passport_pipeline.domain.summary import preview_markdown, summarize_month
+from passport_pipeline.domain.summary import missing_users, preview_markdown, summarize_month
 
 
 def record(user_id: int, status: CoverStatus, url: str | None = None, reason: str | None = None):
@@ -50,3 +52,17 @@ def test_empty_month():
     summary = summarize_month("2026-10", [], [])
     assert (summary.total, summary.failed) == (0, 0)
     assert preview_markdown(summary) == "_no covers this month_"
+
+
+@pytest.mark.parametrize(
+    ("planned", "recorded", "missing"),
+    [
+        ([1, 2, 3], [1, 2, 3], []),
+        ([5, 1, 3, 2], [2], [1, 3, 5]),
+        ([], [], []),
+        ([1], [1, 1], []),
+    ],
+)
+def test_missing_users_are_the_planned_ones_without_any_record(planned, recorded, missing):
+    records = [record(user_id, CoverStatus.SKIPPED) for user_id in recorded]
+    assert missing_users(planned, records) == missing

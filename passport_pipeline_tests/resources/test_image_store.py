@@ -51,3 +51,27 @@ def test_secret_from_environment_wins_over_the_file(tmp_path):
     keys = CoverKeys(secret="from-env-0123456789abcdef", secret_file=str(tmp_path / "key_secret"))
     keys.stem(7, Month(2026, 10))
     assert not (tmp_path / "key_secret").exists()
+
+
+def test_a_stored_cover_is_readable_by_a_web_server(store):
+    stored = store.put("covers/2026-10/abc.png", b"png", "image/png")
+    mode = stat.S_IMODE(store._path(stored.key).stat().st_mode)
+    assert mode & stat.S_IROTH and mode & stat.S_IRGRP, oct(mode)
+    assert not mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+@pytest.mark.parametrize(
+    ("secret", "source"),
+    [("short", "PASSPORT_KEY_SECRET holds 5 characters"), ("x" * 15, "holds 15 characters")],
+)
+def test_a_weak_secret_is_refused_naming_the_variable(secret, source):
+    with pytest.raises(ValueError, match=source):
+        CoverKeys(secret=secret).check()
+
+
+def test_a_weak_secret_file_is_named(tmp_path):
+    secret_file = tmp_path / "key_secret"
+    secret_file.write_text("tiny\n")
+    with pytest.raises(ValueError, match=f"the key secret file {secret_file} holds 4 characters"):
+        CoverKeys(secret_file=str(secret_file)).check()
+    CoverKeys(secret="long-enough-secret-0123").check()

@@ -188,6 +188,7 @@ def test_production_wiring_reads_boto3s_standard_environment(moto_s3, monkeypatc
             "PASSPORT_S3_BUCKET": bucket,
             "PASSPORT_S3_PREFIX": "prod",
             "PASSPORT_PUBLIC_BASE_URL": CDN,
+            "PASSPORT_KEY_SECRET": "s3-wiring-secret-0123456789",
         }
     )
 
@@ -215,7 +216,7 @@ def test_s3_env_names_a_fresh_bucket_on_the_server(s3_env, moto_s3):
     assert s3_env["PASSPORT_IMAGE_STORE"] == "s3"
     listing = moto_s3.client.list_objects_v2(Bucket=s3_env["PASSPORT_S3_BUCKET"])
     assert listing["KeyCount"] == 0
-    settings = load_settings(s3_env)
+    settings = load_settings({**s3_env, "PASSPORT_KEY_SECRET": "shared-secret-0123456789"})
     assert (settings.image_store, settings.s3_bucket) == ("s3", s3_env["PASSPORT_S3_BUCKET"])
 
 

@@ -1,0 +1,44 @@
+"""The Dagster internals this project uses, each because no public API does the job.
+
+Every name imported here is checked by ``passport_pipeline_tests/test_dagster_internals.py``:
+a Dagster upgrade that moves or changes one fails that test by name instead of breaking a
+run. ``dagster`` is pinned in ``pyproject.toml``; read this module before raising the pin.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from dagster import DagsterEvent, DagsterEventType, DagsterInstance
+
+# A step failure event for a step that never ran has no public constructor:
+# ``DagsterEvent.step_failure_event`` needs the step's live execution context.
+from dagster._core.execution.plan.handle import StepHandle
+from dagster._core.execution.plan.objects import ErrorSource, StepFailureData
+from dagster_shared.error import SerializableErrorInfo
+
+
+def report_step_never_started(
+    instance: DagsterInstance, run_id: str, job_name: str, step_key: str, message: str
+) -> None:
+    """Write a STEP_FAILURE for a step of a finished run that never started.
+
+    Dagster 1.13's re-execution from failure (``_derive_state_of_past_run`` in
+    ``dagster/_core/execution/plan/state.py``, used by the UI's button, the run retry daemon and
+    ``ReexecutionOptions.from_failure``) retries a mapped step only if the parent run's event
+    log mentions it; a mapping key whose step never started is silently dropped (upstream issue
+    dagster-io/dagster#30248). Recording the step as failed makes Dagster's own logic retry it.
+    """
+    event = DagsterEvent(
+        event_type_value=DagsterEventType.STEP_FAILURE.value,
+        job_name=job_name,
+        step_handle=StepHandle.parse_from_key(step_key),
+        step_kind_value="COMPUTE",
+        event_specific_data=StepFailureData(
+            error=SerializableErrorInfo(message, stack=[], cls_name=None),
+            user_failure_data=None,
+            error_source=ErrorSource.INTERRUPT,
+        ),
+        message=f'Step "{step_key}" never started: {message}',
+    )
+    instance.report_dagster_event(event, run_id, log_level=logging.ERROR)

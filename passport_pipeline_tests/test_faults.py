@@ -1,0 +1,217 @@
+"""Operators' flows through their interruptions, run as operators run them.
+
+Every test drives the real job with `dagster job execute` (multiprocess executor, PostgreSQL app
+database, the Gemini client against a local server speaking Gemini's JSON) and counts paid
+calls where they are paid: at the server.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import UTC, datetime
+
+import pytest
+from dagster import DagsterEventType, DagsterRunStatus
+
+from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.deployment import Deployment
+from passport_pipeline_tests.servers.fake_gemini import FakeGemini
+
+API_KEY = "AIzaTEST-faults-key-000111222333444"
+USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 13)]
+
+
+def title(user_id: int) -> str:
+    return f"Trip {user_id:03d}"
+
+
+@pytest.fixture
+def gemini() -> FakeGemini:
+    with FakeGemini(api_keys=[API_KEY]) as server:
+        yield server
+
+
+@pytest.fixture
+def deployment(tmp_path, postgres_url, gemini) -> Deployment:
+    write_dataset(postgres_url, USERS)
+    return Deployment.with_gemini(
+        tmp_path, postgres_url, gemini.base_url, API_KEY, PASSPORT_STEP_RETRY_DELAY_S="0.2"
+    )
+
+
+def finished_generations(gemini: FakeGemini) -> int:
+    with gemini.lock:
+        return sum(r.endpoint == "generate" and r.end is not None for r in gemini.records)
+
+
+def interrupt_half_way(deployment: Deployment, gemini: FakeGemini, month: str) -> str:
+    """Ctrl-C a month's `dagster job execute` once some covers are done; the run's id."""
+    deployment.set_pool_limit(2)
+    gemini.latency_s = 0.5
+    process = deployment.start(*deployment.month_command(month))
+    deadline = time.monotonic() + 180
+    while finished_generations(gemini) < 4:
+        assert process.poll() is None, process.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, "the run never got going"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=180)
+    assert process.returncode != 0, output[-3000:]
+    [run] = deployment.runs()
+    assert run.status in (DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE)
+    return run.run_id
+
+
+def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
+    deployment, gemini, postgres_url
+):
+    run_id = interrupt_half_way(deployment, gemini, "2026-10")
+    covered = {user for user, url in cover_urls(postgres_url).items() if url}
+    assert 4 <= len(covered) < len(USERS)
+    paid_before = {user.id: gemini.requests_for(title(user.id)) for user in USERS}
+
+    # The month's books balance already: each user is covered or a named failure; those whose
+    # step never started say so, which is what lets Dagster's own re-execution retry them.
+    progress = deployment.progress("2026-10")
+    assert (progress["total"], progress["remaining"]) == (12, 0)
+    assert progress["completed"] + progress["failed"] == 12
+    with deployment.instance() as instance:
+        failures = {
+            entry.dagster_event.step_key: entry.dagster_event.step_failure_data.error.message
+            for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)
+        }
+        never_started = {key for key, message in failures.items() if "step started" in message}
+        assert never_started, failures
+        assert all("Re-execute the run from failure" in failures[key] for key in never_started)
+        started = {
+            entry.dagster_event.step_key
+            for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_START)
+        }
+        assert never_started.isdisjoint(started)
+        assert never_started | started >= {f"generate_cover[user_{u.id}]" for u in USERS}
+
+    # What the UI's "Re-execute → From failure" runs, as our command runs it.
+    gemini.latency_s = 0
+    again = deployment.reexecute(run_id)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert all(cover_urls(postgres_url).values())
+    for user in USERS:
+        if user.id in covered:  # a stored cover is never paid twice
+            assert gemini.requests_for(title(user.id)) == paid_before[user.id] == 1
+        else:  # one more call each; at most the 2 cut off in flight were asked twice in all
+            assert gemini.requests_for(title(user.id)) == paid_before[user.id] + 1
+    assert gemini.generate_requests <= len(USERS) + 2
+    progress = deployment.progress("2026-10")
+    assert (progress["completed"], progress["failed"], progress["remaining"]) == (12, 0, 0)
+    assert progress["summary"]["total"] == 12
+
+
+def test_the_ui_from_failure_selection_includes_every_user_without_a_cover(
+    deployment, gemini, postgres_url
+):
+    run_id = interrupt_half_way(deployment, gemini, "2026-10")
+    uncovered = {
+        f"generate_cover[user_{u}]" for u, url in cover_urls(postgres_url).items() if not url
+    }
+    assert uncovered
+    # The UI's button, the run retry daemon and ReexecutionOptions.from_failure all select steps
+    # with this one function of Dagster's, from the parent run's event log as it was left.
+    from dagster._core.execution.plan.state import KnownExecutionState
+
+    with deployment.instance() as instance:
+        steps, _ = KnownExecutionState.build_resume_retry_reexecution(
+            instance, instance.get_run_by_id(run_id)
+        )
+    assert uncovered <= set(steps)
+    assert "record_month" in steps
+    # Users whose step finished are not run again (one cut off after its upload is, and reuses
+    # the stored cover at no cost: see the test above).
+    assert set(deployment.step_keys(run_id, DagsterEventType.STEP_SUCCESS)).isdisjoint(steps)
+
+
+def test_an_older_month_run_after_a_newer_one_moves_no_passport_backwards(
+    deployment, gemini, postgres_url
+):
+    september = datetime(2026, 9, 20, 3, tzinfo=UTC)
+    users = [
+        UserRow(1, title="Both months", visits=[(1, october(2)), (2, september)]),
+        UserRow(2, title="September only", visits=[(3, september)]),
+    ]
+    write_dataset(postgres_url, users)
+    assert deployment.execute_month("2026-10").returncode == 0
+    october_cover = cover_urls(postgres_url)[1]
+    completed = deployment.execute_month("2026-09")
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    urls = cover_urls(postgres_url)
+    assert urls[1] == october_cover
+    assert "/covers/2026-09/" in urls[2]
+    assert gemini.generate_requests == 3
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("short", "PASSPORT_KEY_SECRET holds 5 characters: a cover key secret needs at least 16"),
+        ("a" * 15, "PASSPORT_KEY_SECRET holds 15 characters"),
+    ],
+)
+def test_a_weak_key_secret_fails_the_run_before_any_user_step(deployment, gemini, secret, message):
+    deployment.env["PASSPORT_KEY_SECRET"] = secret
+    completed = deployment.execute_month("2026-10")
+    assert completed.returncode != 0
+    assert message in completed.stdout + completed.stderr
+    [run] = deployment.runs()
+    assert deployment.step_keys(run.run_id, DagsterEventType.STEP_START) == ["month_users"]
+    assert deployment.step_keys(run.run_id, DagsterEventType.STEP_UP_FOR_RETRY) == []
+    assert gemini.generate_requests == 0
+
+
+def test_a_shared_store_without_a_secret_refuses_to_start(deployment, gemini, s3_env):
+    deployment.env.update(s3_env)
+    del deployment.env["PASSPORT_KEY_SECRET"]
+    completed = deployment.execute_month("2026-10")
+    assert completed.returncode != 0
+    assert "PASSPORT_IMAGE_STORE=s3 needs PASSPORT_KEY_SECRET" in completed.stderr
+    assert deployment.runs() == []
+    assert gemini.get_requests == gemini.generate_requests == 0
+    assert not (deployment.root / "home" / "key_secret").exists()
+
+
+def test_a_cover_whose_upload_failed_is_uploaded_later_without_paying_again(
+    deployment, gemini, postgres_url
+):
+    # The store cannot take the month's covers (a file stands where its folder goes), though
+    # the model is paid: every upload fails.
+    month_folder = deployment.root / "home" / "images" / "covers" / "2026-10"
+    month_folder.parent.mkdir(parents=True)
+    month_folder.write_text("not a folder")
+    user_ids = [1, 2, 3]
+    config = {"ops": {"month_users": {"config": {"user_ids": user_ids}}}}
+    first = deployment.execute_month("2026-10", config)
+    assert first.returncode != 0
+    [run] = deployment.runs()
+    # Each user's step ran three times (the retry policy); the model was asked once per user.
+    retried = deployment.step_keys(run.run_id, DagsterEventType.STEP_UP_FOR_RETRY)
+    assert retried == sorted(f"generate_cover[user_{u}]" for u in user_ids for _ in range(2))
+    assert gemini.generate_requests == 3
+    assert not any(cover_urls(postgres_url).values())
+
+    month_folder.unlink()  # the store is back
+    again = deployment.reexecute(run.run_id)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert gemini.generate_requests == 3  # one paid call per user, in all
+    assert len(list(month_folder.iterdir())) == 3
+    urls = cover_urls(postgres_url)
+    assert all(urls[u] for u in user_ids)
+    assert list((deployment.root / "home" / "pending").iterdir()) == []
+
+
+def test_a_missing_bucket_fails_the_run_before_any_paid_call(deployment, gemini, s3_env):
+    deployment.env.update(s3_env, PASSPORT_S3_BUCKET="passport-test-no-such-bucket")
+    completed = deployment.execute_month("2026-10")
+    assert completed.returncode != 0
+    assert "bucket passport-test-no-such-bucket does not exist" in completed.stderr
+    [run] = deployment.runs()
+    assert deployment.step_keys(run.run_id, DagsterEventType.STEP_START) == ["month_users"]
+    assert gemini.generate_requests == 0
