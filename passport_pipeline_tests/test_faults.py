@@ -8,6 +8,7 @@ calls where they are paid: at the server.
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -45,20 +46,23 @@ def finished_generations(gemini: FakeGemini) -> int:
         return sum(r.endpoint == "generate" and r.end is not None for r in gemini.records)
 
 
-def interrupt_half_way(deployment: Deployment, gemini: FakeGemini, month: str) -> str:
-    """Ctrl-C a month's `dagster job execute` once some covers are done; the run's id."""
+def interrupt_half_way(
+    deployment: Deployment, gemini: FakeGemini, command: list[str], done: int = 4
+) -> str:
+    """Ctrl-C a command that runs the month once ``done`` more covers are done; the run's id."""
     deployment.set_pool_limit(2)
     gemini.latency_s = 0.5
-    process = deployment.start(*deployment.month_command(month))
+    done += finished_generations(gemini)
+    process = deployment.start(*command)
     deadline = time.monotonic() + 180
-    while finished_generations(gemini) < 4:
+    while finished_generations(gemini) < done:
         assert process.poll() is None, process.communicate()[0][-3000:]
         assert time.monotonic() < deadline, "the run never got going"
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=180)
     assert process.returncode != 0, output[-3000:]
-    [run] = deployment.runs()
+    run = deployment.runs()[-1]
     assert run.status in (DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE)
     return run.run_id
 
@@ -66,7 +70,7 @@ def interrupt_half_way(deployment: Deployment, gemini: FakeGemini, month: str) -
 def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
     deployment, gemini, postgres_url
 ):
-    run_id = interrupt_half_way(deployment, gemini, "2026-10")
+    run_id = interrupt_half_way(deployment, gemini, deployment.month_command("2026-10"))
     covered = {user for user, url in cover_urls(postgres_url).items() if url}
     assert 4 <= len(covered) < len(USERS)
     paid_before = {user.id: gemini.requests_for(title(user.id)) for user in USERS}
@@ -110,7 +114,7 @@ def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
 def test_the_ui_from_failure_selection_includes_every_user_without_a_cover(
     deployment, gemini, postgres_url
 ):
-    run_id = interrupt_half_way(deployment, gemini, "2026-10")
+    run_id = interrupt_half_way(deployment, gemini, deployment.month_command("2026-10"))
     uncovered = {
         f"generate_cover[user_{u}]" for u, url in cover_urls(postgres_url).items() if not url
     }
@@ -128,6 +132,19 @@ def test_the_ui_from_failure_selection_includes_every_user_without_a_cover(
     # Users whose step finished are not run again (one cut off after its upload is, and reuses
     # the stored cover at no cost: see the test above).
     assert set(deployment.step_keys(run_id, DagsterEventType.STEP_SUCCESS)).isdisjoint(steps)
+
+
+def test_a_reexecution_stopped_in_turn_is_reexecuted_to_the_end(deployment, gemini, postgres_url):
+    first = interrupt_half_way(deployment, gemini, deployment.month_command("2026-10"))
+    reexecute = [sys.executable, "-m", "passport_pipeline.reexecute", first]
+    second = interrupt_half_way(deployment, gemini, reexecute, done=2)
+    assert not all(cover_urls(postgres_url).values())
+    gemini.latency_s = 0
+    third = deployment.reexecute(second)
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert all(cover_urls(postgres_url).values())
+    assert deployment.progress("2026-10")["remaining"] == 0
+    assert gemini.generate_requests <= len(USERS) + 2 + 2  # each stop cut off at most 2 calls
 
 
 def test_an_older_month_run_after_a_newer_one_moves_no_passport_backwards(
