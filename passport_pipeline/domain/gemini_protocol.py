@@ -24,6 +24,7 @@ ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 _PER_DAY = re.compile(r"per[\s_-]?day", re.IGNORECASE)
+_PER_SHORTER = re.compile(r"per[\s_-]?(minute|second|hour)", re.IGNORECASE)
 # Answers that no other user's request can succeed against: the run stops at the first one.
 _HALTING_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"}
 _HALTING_STATUSES = {"PERMISSION_DENIED", "UNAUTHENTICATED", "FAILED_PRECONDITION"}
@@ -134,7 +135,7 @@ def classify_error(status_code: int, body: object, retry_after: str | None = Non
         extra.setdefault("reason", reason)
         return Verdict(transient, message=message, status_code=status_code, **extra)
 
-    if status_code == 429 and _is_daily_quota(details):
+    if status_code == 429 and _is_daily_quota(details, google_message):
         return verdict(
             False,
             f"Gemini's daily quota is used up, not retried in this run ({said})",
@@ -193,15 +194,22 @@ def _typed(details: list[Mapping[str, Any]], type_url: str, field: str) -> list[
     return [d for d in details if d.get("@type") == type_url and d.get(field)]
 
 
-def _is_daily_quota(details: list[Mapping[str, Any]]) -> bool:
+def _is_daily_quota(details: list[Mapping[str, Any]], message: str) -> bool:
+    """A per-day quota named by a QuotaFailure violation, or else by the message alone.
+
+    The message counts only when no violation names a shorter window: a per-minute quota
+    wrongly read as daily would halt the whole run."""
+    fields = ("quotaId", "quotaMetric", "subject", "description")
+    named: list[str] = []
     for detail in _typed(details, QUOTA_FAILURE, "violations"):
         for violation in detail["violations"]:
-            if not isinstance(violation, Mapping):
-                continue
-            fields = ("quotaId", "quotaMetric", "subject", "description")
-            if any(_PER_DAY.search(str(violation.get(f, ""))) for f in fields):
-                return True
-    return False
+            if isinstance(violation, Mapping):
+                named += [str(violation.get(f, "")) for f in fields]
+    if any(_PER_DAY.search(text) for text in named):
+        return True
+    if any(_PER_SHORTER.search(text) for text in named):
+        return False
+    return bool(_PER_DAY.search(message))
 
 
 def _decode_base64(data: str) -> bytes:

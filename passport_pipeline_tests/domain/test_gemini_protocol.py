@@ -196,6 +196,26 @@ def test_documented_error_bodies(
     assert "what Google said" in verdict.message and str(code) in verdict.message
 
 
+@pytest.mark.parametrize(
+    ("message", "details", "daily"),
+    [
+        ("Quota exceeded for requests per day. Try again tomorrow.", [], True),
+        ("Quota exceeded for metric: generate_requests_per_day, limit: 100", [], True),
+        ("Quota exceeded for quota metric 'Requests PerDay'", [{"@type": RPC + "Help"}], True),
+        # The message says per day; the details name nothing: still the daily quota.
+        ("You exceeded your requests per day.", _quota({"quotaValue": "100"}), True),
+        # The details name the minute: they win over the message.
+        ("Requests per day and per minute are limited.", _quota(MINUTE), False),
+        ("You exceeded your current quota.", [], False),
+        ("Quota exceeded for requests per minute.", [], False),
+    ],
+)
+def test_a_daily_quota_named_only_in_the_message(message: str, details: list, daily: bool) -> None:
+    verdict = classify_error(429, google_error(429, message, details))
+    assert (verdict.reason == "DAILY_QUOTA_EXHAUSTED") is daily
+    assert (verdict.transient, verdict.halts_run) == (not daily, daily)
+
+
 def test_bad_key_message_is_clear() -> None:
     body = Reply.error(400, "API key not valid. Please pass a valid API key.", [KEY_INVALID]).body
     verdict = classify_error(400, body)
