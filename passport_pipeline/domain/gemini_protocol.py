@@ -107,8 +107,8 @@ def worth_another_try(verdict: Verdict, unusable_answers: int) -> bool:
 def unusable_message(unusable: Verdict, last: Verdict, attempts: int) -> str:
     """Why a user failed after an answer that was no usable image (and what came last)."""
     message = (
-        f"{unusable.message} (gave up after {attempts} attempts: an answer that is no usable "
-        "image is asked again only once)"
+        f"{unusable.message} ({unusable.reason}; gave up after {attempts} attempts: an answer "
+        "that is no usable image is asked again only once)"
     )
     return message if last is unusable else f"{message}; the last attempt: {last.message}"
 
