@@ -21,6 +21,8 @@ from dagster import (
 )
 from pydantic import Field
 
+from passport_pipeline.breaker import record_unusable_and_check
+from passport_pipeline.domain.breaker import HALT_AFTER_UNUSABLE, halt_reason
 from passport_pipeline.domain.images import inspect_image
 from passport_pipeline.domain.keys import WeakSecretError, cover_key
 from passport_pipeline.domain.months import InvalidMonthError, Month
@@ -226,6 +228,13 @@ def _generate(
     except PermanentImageModelError as error:
         if error.halts_run:
             _halt_run(context, str(error))
+        elif error.unusable_answer:
+            said = f"user {task.user_id}: {error}"
+            reason = record_unusable_and_check(
+                context, COVERS_ASSET, request.month.key, task.user_id, error.reason
+            )
+            if reason is not None:
+                _halt_run(context, halt_reason(reason, HALT_AFTER_UNUSABLE, said))
         raise Failure(
             f"user {task.user_id}: {error}",
             metadata={"user_id": task.user_id, "reason": error.reason},

@@ -32,6 +32,10 @@ def image_model_for(settings: Settings) -> ImageModel:
             aspect_ratio=settings.gemini_aspect_ratio,
             price_per_image_usd=settings.gemini_price_per_image_usd,
             fallback_to_local=settings.gemini_fallback_to_local,
+            connect_timeout_s=settings.gemini_connect_timeout_s,
+            read_timeout_s=settings.gemini_read_timeout_s,
+            request_deadline_s=settings.gemini_request_deadline_s,
+            max_image_bytes=settings.max_image_bytes,
         )
     return LocalImageModel()
 

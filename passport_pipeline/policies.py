@@ -6,8 +6,14 @@ Two layers retry, each for what it is good at:
 - Dagster retries the whole step (fresh process, fresh connection) ``COVER_STEP_RETRIES`` (2)
   more times with exponential backoff and jitter when the step still ends in a transient error.
 
-So one user costs at most 3 * (1 + 2) = 9 paid calls in a run, and usually 1. Permanent answers
-(bad key, refused content, daily quota, a user with no passport) are not retried by either layer.
+So a transient fault costs one user at most 3 * (1 + 2) = 9 calls in a run, and usually 1 (a
+5xx or 429 answer is not billed; a timeout may be). Permanent answers (bad key, refused
+content, daily quota, a user with no passport) are not retried by either layer. An answer that
+is no usable image (bytes that do not decode, a body that is not JSON, an image over
+``PASSPORT_MAX_IMAGE_BYTES``) is billed like an image: the client asks again once, then fails
+the user for good, so it costs at most 2 paid calls per user; and when the last
+``domain.breaker.HALT_AFTER_UNUSABLE`` users all got the same such answer the run halts, as it
+does for a revoked key (at most 2 * (10 + concurrent steps - 1) paid calls in all).
 """
 
 from dagster import Backoff, Jitter, RetryPolicy

@@ -37,6 +37,10 @@ class Settings:
     gemini_aspect_ratio: str
     gemini_price_per_image_usd: float
     gemini_fallback_to_local: bool
+    gemini_connect_timeout_s: float
+    gemini_read_timeout_s: float
+    gemini_request_deadline_s: float
+    max_image_bytes: int
     s3_bucket: str | None
     s3_prefix: str
     public_base_url: str | None
@@ -101,6 +105,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         gemini_fallback_to_local=_flag(
             get("PASSPORT_FALLBACK_TO_LOCAL", "false"), "PASSPORT_FALLBACK_TO_LOCAL"
         ),
+        gemini_connect_timeout_s=_seconds(
+            get("GEMINI_CONNECT_TIMEOUT_S", "10"), "GEMINI_CONNECT_TIMEOUT_S"
+        ),
+        # The model is silent until its image is done: up to about 2 minutes, plus margin.
+        gemini_read_timeout_s=_seconds(
+            get("GEMINI_READ_TIMEOUT_S", "150"), "GEMINI_READ_TIMEOUT_S"
+        ),
+        # A whole attempt: 2 minutes of generation, queueing, and up to 27 MB of base64.
+        gemini_request_deadline_s=_seconds(
+            get("GEMINI_REQUEST_DEADLINE_S", "180"), "GEMINI_REQUEST_DEADLINE_S"
+        ),
+        max_image_bytes=_integer(
+            get("PASSPORT_MAX_IMAGE_BYTES", "20000000"), "PASSPORT_MAX_IMAGE_BYTES"
+        ),
         s3_bucket=s3_bucket,
         s3_prefix=(get("PASSPORT_S3_PREFIX", "") or "").strip("/"),
         public_base_url=(get("PASSPORT_PUBLIC_BASE_URL") or "").rstrip("/") or None,
@@ -130,6 +148,13 @@ def _number(value: str, name: str) -> float:
         raise SettingsError(f"{name}={value!r} is not a number") from None
     if number < 0:
         raise SettingsError(f"{name} cannot be negative")
+    return number
+
+
+def _seconds(value: str, name: str) -> float:
+    number = _number(value, name)
+    if number == 0:
+        raise SettingsError(f"{name} must be more than 0 seconds")
     return number
 
 

@@ -114,6 +114,13 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
     assert isinstance(resources["image_model"], GeminiImageModel)
     assert isinstance(resources["image_store"], S3ImageStore)
     assert resources["image_store"].public_base_url == "https://cdn.example"
+    model = resources["image_model"]
+    assert (model.connect_timeout_s, model.read_timeout_s, model.request_deadline_s) == (
+        10,
+        150,
+        180,
+    )
+    assert model.max_image_bytes == 20_000_000
     assert "AIza-must-not-be-read" not in repr(resources)
     assert "must-not-be-read-either" not in repr(resources)
 
@@ -130,6 +137,10 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
         ({"PASSPORT_MAX_CONCURRENT_STEPS": "0"}, "at least 1"),
         ({"PASSPORT_FALLBACK_TO_LOCAL": "maybe"}, "not true or false"),
         ({"GEMINI_PRICE_PER_IMAGE_USD": "cheap"}, "not a number"),
+        ({"GEMINI_REQUEST_DEADLINE_S": "0"}, "GEMINI_REQUEST_DEADLINE_S must be more than 0"),
+        ({"GEMINI_READ_TIMEOUT_S": "-1"}, "GEMINI_READ_TIMEOUT_S cannot be negative"),
+        ({"GEMINI_CONNECT_TIMEOUT_S": "soon"}, "GEMINI_CONNECT_TIMEOUT_S='soon' is not a number"),
+        ({"PASSPORT_MAX_IMAGE_BYTES": "20MB"}, "PASSPORT_MAX_IMAGE_BYTES='20MB' is not a whole"),
     ],
 )
 def test_bad_settings_name_the_variable(env, message):
@@ -141,3 +152,18 @@ def test_embedded_defaults(tmp_path):
     settings = load_settings({"PASSPORT_HOME": str(tmp_path)})
     assert settings.database_url == f"sqlite:///{tmp_path / 'app.sqlite3'}"
     assert (settings.image_model, settings.image_store) == ("local", "local")
+
+
+def test_gemini_timeouts_and_the_image_limit_come_from_the_environment():
+    settings = load_settings(
+        {
+            "PASSPORT_IMAGE_MODEL": "gemini",
+            "GEMINI_CONNECT_TIMEOUT_S": "3",
+            "GEMINI_READ_TIMEOUT_S": "90",
+            "GEMINI_REQUEST_DEADLINE_S": "240",
+            "PASSPORT_MAX_IMAGE_BYTES": "5000000",
+        }
+    )
+    model = build_definitions(settings).resources["image_model"]
+    assert (model.connect_timeout_s, model.read_timeout_s, model.request_deadline_s) == (3, 90, 240)
+    assert model.max_image_bytes == 5_000_000

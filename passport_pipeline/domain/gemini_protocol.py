@@ -15,8 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import urllib3
 
-from passport_pipeline.domain.images import ImageInfo, InvalidImageError, inspect_image
+from passport_pipeline.domain.images import (
+    DEFAULT_MAX_IMAGE_BYTES,
+    ImageInfo,
+    ImageTooLargeError,
+    InvalidImageError,
+    check_image_size,
+    inspect_image,
+)
 
 RESPONSE_MODALITIES = ("TEXT", "IMAGE")
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
@@ -24,10 +32,17 @@ ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 _PER_DAY = re.compile(r"per[\s_-]?day", re.IGNORECASE)
+_PER_SHORTER = re.compile(r"per[\s_-]?(minute|second|hour)", re.IGNORECASE)
 # Answers that no other user's request can succeed against: the run stops at the first one.
 _HALTING_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"}
 _HALTING_STATUSES = {"PERMISSION_DENIED", "UNAUTHENTICATED", "FAILED_PRECONDITION"}
 _TRANSIENT_CODES = {408, 429, 500, 502, 503, 504}
+# An answer that is no usable image (bytes that do not decode, a body that is not JSON, an
+# oversize image) is paid for like an image. A second generation may come out right, but a
+# model that answers garbage does so every time: such an answer is asked again once per user.
+UNUSABLE_RETRIES = 1
+# JSON, text parts and thought signatures around the image's base64 in a generate answer.
+ANSWER_OVERHEAD_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,7 @@ class Verdict:
     halts_run: bool = False
     retry_delay_s: float | None = None  # the server's own RetryInfo.retryDelay
     status_code: int | None = None
+    unusable: bool = False  # a 200 that is no usable image: asked again only UNUSABLE_RETRIES
 
 
 @dataclass(frozen=True)
@@ -80,10 +96,51 @@ def parse_duration(value: object) -> float | None:
     return None
 
 
-def interpret_generate_answer(body: object) -> GeminiImage | Verdict:
+def worth_another_try(verdict: Verdict, unusable_answers: int) -> bool:
+    """Whether to call again after ``verdict``, when this user's call has had
+    ``unusable_answers`` answers that were no usable image (this one included)."""
+    if unusable_answers > UNUSABLE_RETRIES:
+        return False
+    return verdict.transient or verdict.unusable
+
+
+def unusable_message(unusable: Verdict, last: Verdict, attempts: int) -> str:
+    """Why a user failed after an answer that was no usable image (and what came last)."""
+    message = (
+        f"{unusable.message} ({unusable.reason}; gave up after {attempts} attempts: an answer "
+        "that is no usable image is asked again only once)"
+    )
+    return message if last is unusable else f"{message}; the last attempt: {last.message}"
+
+
+def max_answer_bytes(max_image_bytes: int) -> int:
+    """The most of an answer's body worth reading: the image's base64 plus the JSON around it."""
+    return max_image_bytes * 4 // 3 + ANSWER_OVERHEAD_BYTES
+
+
+def answer_too_large(size: int, limit: int, declared: bool) -> Verdict:
+    """The verdict on a body longer than ``max_answer_bytes``; it was not read to its end."""
+    said = f"declares {size:,} bytes" if declared else f"ran past {size:,} bytes"
+    message = f"Gemini's answer {said}, more than the {limit:,} a cover's answer may have"
+    return Verdict(False, "IMAGE_TOO_LARGE", message, unusable=True)
+
+
+def deadline_exceeded(deadline_s: float, received_bytes: int) -> Verdict:
+    """The verdict on an attempt cut at its total deadline while the answer was still coming."""
+    message = (
+        f"Gemini did not finish its answer within the {deadline_s:g} s deadline "
+        f"({received_bytes:,} bytes of it had arrived)"
+    )
+    return Verdict(True, "TIMEOUT", message)
+
+
+def interpret_generate_answer(
+    body: object, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+) -> GeminiImage | Verdict:
     """Read a 200 answer of generateContent: an image that decodes, or why there is none."""
     if not isinstance(body, Mapping):
-        return Verdict(True, "BAD_RESPONSE", "Gemini answered 200 with a body that is not JSON")
+        message = "Gemini answered 200 with a body that is not JSON"
+        return Verdict(False, "BAD_RESPONSE", message, status_code=200, unusable=True)
     usage = body.get("usageMetadata") if isinstance(body.get("usageMetadata"), Mapping) else {}
     candidates = body.get("candidates") if isinstance(body.get("candidates"), list) else []
     first = candidates[0] if candidates and isinstance(candidates[0], Mapping) else {}
@@ -101,12 +158,16 @@ def interpret_generate_answer(body: object) -> GeminiImage | Verdict:
     )
     if inline is None:
         return _no_image(body, first, " ".join(texts))
+    encoded = str(inline.get("data") or "")
     try:
-        data = _decode_base64(str(inline.get("data") or ""))
-        info = inspect_image(data)
+        check_image_size(len(encoded.rstrip("=")) * 3 // 4, max_image_bytes)  # before decoding
+        data = _decode_base64(encoded)
+        info = inspect_image(data, max_image_bytes)
     except (binascii.Error, ValueError, InvalidImageError) as error:
         detail = error if isinstance(error, InvalidImageError) else "its base64 does not decode"
-        return Verdict(True, "INVALID_IMAGE", f"Gemini returned an unusable image: {detail}")
+        reason = "IMAGE_TOO_LARGE" if isinstance(error, ImageTooLargeError) else "INVALID_IMAGE"
+        message = f"Gemini returned an unusable image: {detail}"
+        return Verdict(False, reason, message, status_code=200, unusable=True)
     return GeminiImage(
         data=data,
         info=info,
@@ -134,7 +195,7 @@ def classify_error(status_code: int, body: object, retry_after: str | None = Non
         extra.setdefault("reason", reason)
         return Verdict(transient, message=message, status_code=status_code, **extra)
 
-    if status_code == 429 and _is_daily_quota(details):
+    if status_code == 429 and _is_daily_quota(details, google_message):
         return verdict(
             False,
             f"Gemini's daily quota is used up, not retried in this run ({said})",
@@ -159,14 +220,23 @@ def classify_error(status_code: int, body: object, retry_after: str | None = Non
     return verdict(False, f"Gemini rejected the request ({said})")
 
 
-def classify_transport_error(error: requests.RequestException) -> Verdict:
-    """The verdict when no HTTP answer came back at all."""
+def classify_transport_error(
+    error: requests.RequestException | urllib3.exceptions.HTTPError,
+    deadline_s: float | None = None,
+) -> Verdict:
+    """The verdict when no whole HTTP answer came back (urllib3's errors: read mid-body).
+
+    ``deadline_s``: the attempt's deadline, when it was shorter than the read timeout and so
+    was what cut a silent wait."""
     name = type(error).__name__
+    if deadline_s is not None and isinstance(error, requests.ReadTimeout):
+        return deadline_exceeded(deadline_s, 0)
     if isinstance(error, requests.ConnectTimeout):
         return Verdict(True, "TIMEOUT", f"Gemini did not accept a connection in time ({name})")
-    if isinstance(error, requests.Timeout):
+    if isinstance(error, requests.Timeout | urllib3.exceptions.TimeoutError):
         return Verdict(True, "TIMEOUT", f"Gemini did not answer within the read timeout ({name})")
-    if isinstance(error, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
+    broken = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
+    if isinstance(error, (*broken, urllib3.exceptions.HTTPError)):
         return Verdict(True, "CONNECTION_ERROR", f"could not talk to Gemini ({name}: {error})")
     # An invalid URL or header: a configuration mistake that no retry and no user can fix.
     message = f"could not call Gemini ({name}: {error})"
@@ -193,15 +263,22 @@ def _typed(details: list[Mapping[str, Any]], type_url: str, field: str) -> list[
     return [d for d in details if d.get("@type") == type_url and d.get(field)]
 
 
-def _is_daily_quota(details: list[Mapping[str, Any]]) -> bool:
+def _is_daily_quota(details: list[Mapping[str, Any]], message: str) -> bool:
+    """A per-day quota named by a QuotaFailure violation, or else by the message alone.
+
+    The message counts only when no violation names a shorter window: a per-minute quota
+    wrongly read as daily would halt the whole run."""
+    fields = ("quotaId", "quotaMetric", "subject", "description")
+    named: list[str] = []
     for detail in _typed(details, QUOTA_FAILURE, "violations"):
         for violation in detail["violations"]:
-            if not isinstance(violation, Mapping):
-                continue
-            fields = ("quotaId", "quotaMetric", "subject", "description")
-            if any(_PER_DAY.search(str(violation.get(f, ""))) for f in fields):
-                return True
-    return False
+            if isinstance(violation, Mapping):
+                named += [str(violation.get(f, "")) for f in fields]
+    if any(_PER_DAY.search(text) for text in named):
+        return True
+    if any(_PER_SHORTER.search(text) for text in named):
+        return False
+    return bool(_PER_DAY.search(message))
 
 
 def _decode_base64(data: str) -> bytes:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import warnings
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -15,10 +17,26 @@ _FORMATS = {
     "GIF": ("image/gif", "gif"),
 }
 MIN_SIDE = 64
+DEFAULT_MAX_IMAGE_BYTES = 20_000_000  # 20 MB: far above any real cover (a few MB at most)
+# catch_warnings swaps the process-wide filter list: one thread at a time, or two threads'
+# restores can leave each other's filter in place.
+_WARNINGS_LOCK = threading.Lock()
 
 
 class InvalidImageError(ValueError):
     """The bytes are not an image a passport can show."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """The image (or the answer carrying it) is larger than a cover may be."""
+
+
+def check_image_size(size: int, max_bytes: int) -> None:
+    """Refuse ``size`` bytes of image above ``max_bytes``, before anything decodes them."""
+    if size > max_bytes:
+        raise ImageTooLargeError(
+            f"the image is {size:,} bytes, more than the {max_bytes:,} a cover may have"
+        )
 
 
 @dataclass(frozen=True)
@@ -29,16 +47,25 @@ class ImageInfo:
     height: int
 
 
-def inspect_image(data: bytes) -> ImageInfo:
-    """Identify and fully decode ``data``; raise InvalidImageError if it is not a usable image."""
+def inspect_image(data: bytes, max_bytes: int | None = None) -> ImageInfo:
+    """Identify and fully decode ``data``; raise InvalidImageError if it is not a usable image.
+
+    ``max_bytes`` is checked before decoding; an image of more pixels than Pillow's
+    ``MAX_IMAGE_PIXELS`` (a decompression bomb) is refused from its header alone."""
     if not data:
         raise InvalidImageError("the image is empty (0 bytes)")
+    if max_bytes is not None:
+        check_image_size(len(data), max_bytes)
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with _open_refusing_bombs(data) as image:
             image_format = image.format
             # load() decodes every pixel, which catches truncated files that verify() lets pass.
             image.load()
             width, height = image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise InvalidImageError(
+            f"the image declares more pixels than a cover may have (a decompression bomb? {error})"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise InvalidImageError(
             f"the {len(data)} bytes returned are not a decodable image ({error})"
@@ -49,6 +76,13 @@ def inspect_image(data: bytes) -> ImageInfo:
         raise InvalidImageError(f"the image is only {width}x{height} pixels")
     mime_type, extension = _FORMATS[image_format]
     return ImageInfo(mime_type, extension, width, height)
+
+
+def _open_refusing_bombs(data: bytes) -> Image.Image:
+    """Image.open, with Pillow's bomb warning (above MAX_IMAGE_PIXELS) raised, not printed."""
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data))
 
 
 def extension_for_mime(mime_type: str) -> str | None:

@@ -5,12 +5,19 @@ waits as tenacity says, and turns verdicts into the image-model errors. The API 
 only in the ``x-goog-api-key`` header: it is scrubbed from every message this module builds
 and never written to metadata or logs.
 
+Each HTTP attempt has a total deadline (``request_deadline_s``), not only a connect and a
+read timeout: the body is streamed and the attempt is cut when the deadline passes or the body
+outgrows what an image of ``max_image_bytes`` needs (see ``http_body.py``).
+
 Paid attempts: one ``generate`` call makes at most ``max_attempts`` HTTP calls; a step retried
-by Dagster's RetryPolicy multiplies that by the policy's attempts.
+by Dagster's RetryPolicy multiplies that by the policy's attempts. An answer that is no usable
+image is asked again only once: the second one raises ``PermanentImageModelError`` with
+``unusable_answer``, which no layer retries, so garbage costs at most 2 paid calls per user.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -19,6 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 import requests
+import urllib3
 from dagster import InitResourceContext
 from pydantic import Field, PrivateAttr
 from requests.adapters import HTTPAdapter
@@ -33,7 +41,9 @@ from tenacity import (
 
 from passport_pipeline.domain import gemini_protocol as protocol
 from passport_pipeline.domain.gemini_protocol import GeminiImage, Verdict
+from passport_pipeline.domain.images import DEFAULT_MAX_IMAGE_BYTES
 from passport_pipeline.domain.records import CoverRequest, GeneratedImage
+from passport_pipeline.resources.http_body import BodyDeadlineExceeded, BodyTooLarge, send
 from passport_pipeline.resources.image_model import (
     ImageModel,
     LocalImageModel,
@@ -53,6 +63,7 @@ class _AttemptFailed(Exception):
         super().__init__(verdict.message)
         self.verdict = verdict
         self.attempts = 1
+        self.first_unusable: Verdict | None = None  # an earlier answer that was no image
 
 
 class GeminiImageModel(ImageModel):
@@ -64,7 +75,15 @@ class GeminiImageModel(ImageModel):
     aspect_ratio: str = "3:4"
     price_per_image_usd: float = 0.039
     connect_timeout_s: float = 10
-    read_timeout_s: float = 300
+    read_timeout_s: float = Field(
+        default=150, description="Longest silence: a generation says nothing until it is done."
+    )
+    request_deadline_s: float = Field(
+        default=180, description="Total time one HTTP attempt may take, however bytes trickle."
+    )
+    max_image_bytes: int = Field(
+        default=DEFAULT_MAX_IMAGE_BYTES, description="Larger images are refused, unread."
+    )
     max_attempts: int = Field(default=3, description="HTTP attempts inside one step attempt.")
     initial_backoff_s: float = 2
     max_backoff_s: float = 60
@@ -102,6 +121,12 @@ class GeminiImageModel(ImageModel):
             )
         except _AttemptFailed as failed:
             verdict = failed.verdict
+            if (unusable := failed.first_unusable) is not None:
+                raise PermanentImageModelError(
+                    protocol.unusable_message(unusable, verdict, failed.attempts),
+                    reason=unusable.reason,
+                    unusable_answer=True,
+                ) from None
             if verdict.transient:
                 raise TransientImageModelError(
                     f"{verdict.message} (gave up after {failed.attempts} attempts)"
@@ -173,6 +198,7 @@ class GeminiImageModel(ImageModel):
             )
 
         count = 0
+        unusable: list[Verdict] = []
 
         def attempt() -> GeminiImage | dict:
             nonlocal count
@@ -181,13 +207,18 @@ class GeminiImageModel(ImageModel):
                 return self._call_once(method, path, body)
             except _AttemptFailed as failed:
                 failed.attempts = count
+                unusable.extend([failed.verdict] if failed.verdict.unusable else [])
+                failed.first_unusable = unusable[0] if unusable else None
                 raise
 
         retrying = Retrying(
             stop=stop_after_attempt(max(1, self.max_attempts)),
             wait=wait,
             retry=retry_if_exception(
-                lambda e: isinstance(e, _AttemptFailed) and e.verdict.transient
+                lambda e: (
+                    isinstance(e, _AttemptFailed)
+                    and protocol.worth_another_try(e.verdict, len(unusable))
+                )
             ),
             before_sleep=before_sleep,
             reraise=True,
@@ -201,30 +232,38 @@ class GeminiImageModel(ImageModel):
             raise self._failure(
                 Verdict(False, "API_KEY_MALFORMED", f"the Gemini API key {problem}", halts_run=True)
             )
-        url = f"{self.base_url.rstrip('/')}/v1beta/{path}"
+        limit = protocol.max_answer_bytes(self.max_image_bytes)
+        deadline_s = self.request_deadline_s
         try:
-            response = self._get_session().request(
+            response = send(
+                self._get_session(),
                 method,
-                url,
-                json=body,
+                f"{self.base_url.rstrip('/')}/v1beta/{path}",
+                json_body=body,
                 headers={"x-goog-api-key": key},
-                timeout=(self.connect_timeout_s, self.read_timeout_s),
+                timeouts=(self.connect_timeout_s, self.read_timeout_s),
+                deadline_s=deadline_s,
+                max_bytes=limit,
             )
-        except requests.RequestException as error:
-            raise self._failure(protocol.classify_transport_error(error)) from None
+        except BodyDeadlineExceeded as cut:
+            raise self._failure(protocol.deadline_exceeded(deadline_s, cut.received)) from None
+        except BodyTooLarge as large:
+            raise self._failure(
+                protocol.answer_too_large(large.size, limit, large.declared)
+            ) from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
+            cut_by = deadline_s if deadline_s < self.read_timeout_s else None
+            raise self._failure(protocol.classify_transport_error(error, cut_by)) from None
         try:
-            payload = response.json()
-        except ValueError:
+            payload = json.loads(response.body)
+        except ValueError:  # includes a body that is not UTF-8
             payload = None
         if not 200 <= response.status_code < 300:
-            raise self._failure(
-                protocol.classify_error(
-                    response.status_code, payload, response.headers.get("Retry-After")
-                )
-            )
+            retry_after = response.headers.get("Retry-After")
+            raise self._failure(protocol.classify_error(response.status_code, payload, retry_after))
         if body is None:  # preflight: any 2xx is enough
             return payload if isinstance(payload, dict) else {}
-        answer = protocol.interpret_generate_answer(payload)
+        answer = protocol.interpret_generate_answer(payload, self.max_image_bytes)
         if isinstance(answer, Verdict):
             raise self._failure(answer)
         return answer

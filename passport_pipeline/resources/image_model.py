@@ -14,7 +14,7 @@ class ImageModelError(Exception):
 
 
 class TransientImageModelError(ImageModelError):
-    """Worth another try later: timeouts, 5xx, 429 with a per-minute quota, bad bytes."""
+    """Worth another try later: timeouts, 5xx, 429 with a per-minute quota."""
 
 
 class PermanentImageModelError(ImageModelError):
@@ -22,12 +22,17 @@ class PermanentImageModelError(ImageModelError):
 
     ``halts_run`` marks answers that no other user's step can succeed against either
     (a bad API key, an unknown model): the run stops calling the model after the first one.
+    ``unusable_answer`` marks a model that answered, twice, with something that is no usable
+    image: one such user is not retried; many in a row halt the run (domain/breaker.py).
     """
 
-    def __init__(self, message: str, *, reason: str, halts_run: bool = False):
+    def __init__(
+        self, message: str, *, reason: str, halts_run: bool = False, unusable_answer: bool = False
+    ):
         super().__init__(message)
         self.reason = reason
         self.halts_run = halts_run
+        self.unusable_answer = unusable_answer
 
 
 class ImageModel(ConfigurableResource):

@@ -6,15 +6,20 @@ import base64
 
 import pytest
 import requests
+import urllib3
 
 from passport_pipeline.domain.gemini_protocol import (
     GeminiImage,
     Verdict,
+    answer_too_large,
     build_generate_body,
     classify_error,
     classify_transport_error,
+    deadline_exceeded,
     interpret_generate_answer,
+    max_answer_bytes,
     parse_duration,
+    worth_another_try,
 )
 from passport_pipeline_tests.servers.fake_gemini import (
     KEY_INVALID,
@@ -143,18 +148,69 @@ def test_no_image_is_permanent_and_says_why(body: dict, reason: str, named: str)
         "",
     ],
 )
-def test_image_that_does_not_decode_is_transient(data: str) -> None:
+def test_image_that_does_not_decode_is_unusable(data: str) -> None:
     verdict = interpret_generate_answer(
         _answer([{"inlineData": {"mimeType": "image/png", "data": data}}])
     )
     assert isinstance(verdict, Verdict)
-    assert verdict.transient and verdict.reason == "INVALID_IMAGE"
+    assert (verdict.unusable, verdict.transient, verdict.reason) == (True, False, "INVALID_IMAGE")
 
 
 @pytest.mark.parametrize("body", [None, "<html>", ["a"]])
-def test_a_200_that_is_not_json_is_transient(body: object) -> None:
+def test_a_200_that_is_not_json_is_unusable(body: object) -> None:
     verdict = interpret_generate_answer(body)
-    assert isinstance(verdict, Verdict) and verdict.transient
+    assert isinstance(verdict, Verdict)
+    assert (verdict.unusable, verdict.reason) == (True, "BAD_RESPONSE")
+
+
+def test_an_image_over_the_limit_is_refused_before_it_is_decoded() -> None:
+    size = len(portrait_image("png"))
+    image = interpret_generate_answer(_answer([_inline()]), max_image_bytes=size)
+    assert isinstance(image, GeminiImage)
+    # Base64 that does not even decode: refused by its length alone.
+    huge = {"inlineData": {"mimeType": "image/png", "data": "@" * 4000}}
+    for part, limit in ((_inline(), size - 1), (huge, 2000)):
+        verdict = interpret_generate_answer(_answer([part]), max_image_bytes=limit)
+        assert isinstance(verdict, Verdict)
+        assert (verdict.reason, verdict.unusable) == ("IMAGE_TOO_LARGE", True)
+        assert f"more than the {limit:,} a cover may have" in verdict.message
+
+
+def test_the_answer_limit_leaves_room_for_the_base64_and_the_json() -> None:
+    assert max_answer_bytes(20_000_000) == 20_000_000 * 4 // 3 + 1_000_000
+    verdict = answer_too_large(30_000_000, max_answer_bytes(20_000_000), declared=True)
+    assert (verdict.reason, verdict.unusable, verdict.transient) == ("IMAGE_TOO_LARGE", True, False)
+
+
+UNUSABLE = Verdict(False, "INVALID_IMAGE", "bad bytes", unusable=True)
+BUSY = Verdict(True, "UNAVAILABLE", "503")
+REFUSED = Verdict(False, "IMAGE_SAFETY", "refused")
+
+
+@pytest.mark.parametrize(
+    ("verdict", "unusable_answers", "again"),
+    [
+        (UNUSABLE, 1, True),  # the first unusable answer is asked again
+        (UNUSABLE, 2, False),  # the second is not
+        (BUSY, 0, True),
+        (BUSY, 1, True),  # an outage after one unusable answer is still retried
+        (BUSY, 2, False),
+        (REFUSED, 0, False),
+        (REFUSED, 1, False),
+    ],
+)
+def test_an_unusable_answer_is_asked_again_once(
+    verdict: Verdict, unusable_answers: int, again: bool
+) -> None:
+    assert worth_another_try(verdict, unusable_answers) is again
+
+
+def test_deadline_verdicts_are_transient_timeouts() -> None:
+    cut = deadline_exceeded(180, 1234)
+    assert (cut.transient, cut.reason) == (True, "TIMEOUT")
+    assert "within the 180 s deadline (1,234 bytes of it had arrived)" in cut.message
+    silent = classify_transport_error(requests.ReadTimeout("slow"), deadline_s=0.5)
+    assert "0.5 s deadline" in silent.message and silent.transient
 
 
 DAY = {"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}
@@ -196,6 +252,26 @@ def test_documented_error_bodies(
     assert "what Google said" in verdict.message and str(code) in verdict.message
 
 
+@pytest.mark.parametrize(
+    ("message", "details", "daily"),
+    [
+        ("Quota exceeded for requests per day. Try again tomorrow.", [], True),
+        ("Quota exceeded for metric: generate_requests_per_day, limit: 100", [], True),
+        ("Quota exceeded for quota metric 'Requests PerDay'", [{"@type": RPC + "Help"}], True),
+        # The message says per day; the details name nothing: still the daily quota.
+        ("You exceeded your requests per day.", _quota({"quotaValue": "100"}), True),
+        # The details name the minute: they win over the message.
+        ("Requests per day and per minute are limited.", _quota(MINUTE), False),
+        ("You exceeded your current quota.", [], False),
+        ("Quota exceeded for requests per minute.", [], False),
+    ],
+)
+def test_a_daily_quota_named_only_in_the_message(message: str, details: list, daily: bool) -> None:
+    verdict = classify_error(429, google_error(429, message, details))
+    assert (verdict.reason == "DAILY_QUOTA_EXHAUSTED") is daily
+    assert (verdict.transient, verdict.halts_run) == (not daily, daily)
+
+
 def test_bad_key_message_is_clear() -> None:
     body = Reply.error(400, "API key not valid. Please pass a valid API key.", [KEY_INVALID]).body
     verdict = classify_error(400, body)
@@ -235,9 +311,12 @@ def test_retry_after_header_is_used_when_the_body_has_no_retry_info() -> None:
         (requests.ReadTimeout("slow"), True, "TIMEOUT"),
         (requests.exceptions.ChunkedEncodingError("cut"), True, "CONNECTION_ERROR"),
         (requests.exceptions.InvalidURL("bad"), False, "CLIENT_ERROR"),
+        # urllib3's own errors: the connection broke or fell silent while the body came.
+        (urllib3.exceptions.ReadTimeoutError(None, "/", "slow"), True, "TIMEOUT"),
+        (urllib3.exceptions.ProtocolError("Connection broken"), True, "CONNECTION_ERROR"),
     ],
 )
-def test_transport_errors(error: requests.RequestException, transient: bool, reason: str) -> None:
+def test_transport_errors(error: Exception, transient: bool, reason: str) -> None:
     verdict = classify_transport_error(error)
     assert (verdict.transient, verdict.reason) == (transient, reason)
     assert verdict.halts_run is not transient

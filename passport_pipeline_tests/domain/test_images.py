@@ -1,9 +1,16 @@
 import io
+import struct
+import zlib
 
 import pytest
 from PIL import Image
 
-from passport_pipeline.domain.images import InvalidImageError, extension_for_mime, inspect_image
+from passport_pipeline.domain.images import (
+    ImageTooLargeError,
+    InvalidImageError,
+    extension_for_mime,
+    inspect_image,
+)
 
 
 def encode(image_format: str, size=(96, 128), mode="RGB") -> bytes:
@@ -34,6 +41,41 @@ def test_real_images_are_identified(image_format, mime, extension):
 def test_bad_bytes_are_refused_with_a_reason(data, message):
     with pytest.raises(InvalidImageError, match=message):
         inspect_image(data)
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A real PNG declaring ``width`` x ``height`` whose pixel data is one empty row."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    idat = zlib.compress(b"\0")
+    signature = b"\x89PNG\r\n\x1a\n"
+    return signature + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        (10_000, 10_000),  # above MAX_IMAGE_PIXELS: Pillow warns
+        (20_000, 20_000),  # above twice that: Pillow raises DecompressionBombError
+    ],
+)
+def test_a_decompression_bomb_is_refused_from_its_header(size):
+    assert size[0] * size[1] > Image.MAX_IMAGE_PIXELS
+    # pytest turns warnings into errors, so a warning escaping would fail this test too.
+    with pytest.raises(InvalidImageError, match="more pixels than a cover may have"):
+        inspect_image(png_header(*size))
+
+
+def test_an_image_above_the_byte_limit_is_refused_before_decoding():
+    data = encode("PNG")
+    assert inspect_image(data, max_bytes=len(data)).width == 96
+    with pytest.raises(ImageTooLargeError, match=f"{len(data):,} bytes, more than the 100"):
+        inspect_image(data, max_bytes=100)
+    with pytest.raises(ImageTooLargeError):
+        inspect_image(b"\0" * 101, max_bytes=100)  # not even an image: refused by size first
 
 
 @pytest.mark.parametrize(

@@ -255,15 +255,84 @@ def test_a_refusal_with_the_fallback_draws_a_local_cover(server: FakeGemini) -> 
     assert_secret_free(image)
 
 
-@pytest.mark.parametrize("invalid_base64", [False, True])
-def test_an_image_that_does_not_decode_is_retried_then_fails(
-    server: FakeGemini, invalid_base64: bool
+UNUSABLE = [
+    (Reply.corrupt_image(), "INVALID_IMAGE", "not a decodable image"),
+    (Reply.corrupt_image(invalid_base64=True), "INVALID_IMAGE", "base64 does not decode"),
+    (Reply.truncated_json(), "BAD_RESPONSE", "not JSON"),
+    (Reply.html(), "BAD_RESPONSE", "not JSON"),
+]
+
+
+@pytest.mark.parametrize(("reply", "reason", "named"), UNUSABLE)
+def test_an_answer_that_is_no_image_is_asked_again_once_then_fails_the_user(
+    server: FakeGemini, reply: Reply, reason: str, named: str
 ) -> None:
-    server.script([Reply.corrupt_image(invalid_base64)])
-    with pytest.raises(TransientImageModelError, match=r"unusable image.*after 3 attempts") as e:
+    server.script([reply])
+    with pytest.raises(PermanentImageModelError, match=named) as e:
+        make_model(server).generate(cover_request())
+    assert (e.value.reason, e.value.unusable_answer, e.value.halts_run) == (reason, True, False)
+    assert "asked again only once" in str(e.value)
+    assert server.generate_requests == 2
+    assert_secret_free(e.value)
+
+
+@pytest.mark.parametrize(("reply", "reason", "named"), UNUSABLE[:1] + UNUSABLE[2:3])
+def test_one_unusable_answer_then_an_image_is_a_cover(
+    server: FakeGemini, reply: Reply, reason: str, named: str
+) -> None:
+    server.script([reply, "ok"])
+    image = make_model(server).generate(cover_request())
+    assert image.metadata["attempts"] == 2 and server.generate_requests == 2
+
+
+def test_an_unusable_answer_then_outages_fails_the_user_for_good(server: FakeGemini) -> None:
+    # Transient answers after it are still retried within the attempt; but the user is not
+    # handed to the step's retry policy, which could pay for more garbage.
+    server.script([Reply.corrupt_image(), 503, 503])
+    with pytest.raises(PermanentImageModelError, match="the last attempt: Gemini answered 503"):
         make_model(server).generate(cover_request())
     assert server.generate_requests == 3
-    assert_secret_free(e.value)
+
+
+def test_a_dripping_answer_is_cut_at_the_deadline(server: FakeGemini) -> None:
+    # One byte every 0.1 s: the ~600-byte answer would take a minute; the deadline is 1 s.
+    server.script([Reply.drip(0.1, limit_s=60)])
+    with pytest.raises(TransientImageModelError, match="within the 1 s deadline") as e:
+        make_model(server, request_deadline_s=1, max_attempts=2).generate(cover_request())
+    assert "after 2 attempts" in str(e.value)
+    assert server.generate_requests == 2
+    deadline = time.monotonic() + 5
+    while any(r.end is None for r in server.records) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server notices the hang-up at its next byte
+    for record in server.records:
+        assert record.outcome == "cut"  # the client hung up; the server did not finish
+        assert 0 < record.bytes_sent < record.body_bytes / 4
+
+
+def test_the_deadline_also_bounds_a_silent_server(server: FakeGemini) -> None:
+    server.script([Reply.hang(30)])
+    with pytest.raises(TransientImageModelError, match=r"0.5 s deadline.*after 1 attempts"):
+        make_model(server, request_deadline_s=0.5, read_timeout_s=60, max_attempts=1).generate(
+            cover_request()
+        )
+    assert server.generate_requests == 1
+
+
+def test_an_image_over_the_byte_limit_is_refused_unread(server: FakeGemini) -> None:
+    server.script([Reply.ok()])
+    with pytest.raises(PermanentImageModelError, match="more than the 200 a cover may have") as e:
+        make_model(server, max_image_bytes=200).generate(cover_request())
+    assert (e.value.reason, e.value.unusable_answer) == ("IMAGE_TOO_LARGE", True)
+    assert server.generate_requests == 2
+
+
+def test_an_answer_over_the_body_limit_is_not_read_to_its_end(server: FakeGemini) -> None:
+    # A 3 MB answer; an image of at most 1,000 bytes needs a body of about 1 MB at most.
+    server.script([Reply.oversize(3_000_000)])
+    with pytest.raises(PermanentImageModelError, match="declares 3,00") as e:
+        make_model(server, max_image_bytes=1000).generate(cover_request())
+    assert e.value.reason == "IMAGE_TOO_LARGE"
+    assert server.generate_requests == 2
 
 
 def test_a_read_timeout_is_retried_then_transient(server: FakeGemini) -> None:

@@ -12,6 +12,7 @@ The key (``x-goog-api-key`` header or ``?key=``) and the model are checked first
 A rule's replies are used in order; once they run out its last reply repeats. Rules are tried
 in the order they were added; a request no rule matches gets an image. ``latency_s`` delays
 200 answers of generateContent (a generation), ``error_latency_s`` error answers.
+Each request's record says how many body bytes were sent and whether the client hung up.
 """
 
 from __future__ import annotations
@@ -79,11 +80,13 @@ def _quota(quota_id: str, retry_delay: str | None) -> list[dict]:
 class Reply:
     """One scripted answer; build it with the class methods (or the shorthands of as_reply)."""
 
-    kind: str  # image | error | no_image | blocked | corrupt | hang | disconnect
+    kind: str  # image | error | no_image | blocked | corrupt | hang | disconnect | drip | raw
     status: int = 200
     body: dict[str, Any] | None = None
     reason: str = ""
     seconds: float = 0.0
+    limit_s: float = 0.0
+    size: int = 0
 
     @classmethod
     def ok(cls) -> Reply:
@@ -120,6 +123,27 @@ class Reply:
     def corrupt_image(cls, invalid_base64: bool = False) -> Reply:
         """200 whose image is truncated bytes (or, with invalid_base64, not base64 at all)."""
         return cls("corrupt", reason="base64" if invalid_base64 else "bytes")
+
+    @classmethod
+    def truncated_json(cls) -> Reply:
+        """200 whose body is the first half of an image answer's JSON (its length says so)."""
+        return cls("raw", reason="truncated_json")
+
+    @classmethod
+    def html(cls) -> Reply:
+        """200 with an HTML page, as a proxy or captive portal in front of the API answers."""
+        return cls("raw", reason="html")
+
+    @classmethod
+    def oversize(cls, size: int) -> Reply:
+        """An image answer with a text part of ``size`` more bytes."""
+        return cls("image", size=size)
+
+    @classmethod
+    def drip(cls, seconds_per_byte: float, limit_s: float = 30.0) -> Reply:
+        """Send an image answer's headers, then its body one byte every ``seconds_per_byte``;
+        hang up after ``limit_s`` if the body is not done by then."""
+        return cls("drip", seconds=seconds_per_byte, limit_s=limit_s)
 
     @classmethod
     def hang(cls, seconds: float) -> Reply:
@@ -172,7 +196,9 @@ class RecordedRequest:
     start: float  # time.monotonic()
     end: float | None = None
     rule: str | None = None
-    outcome: str = ""  # image | error | no_image | blocked | corrupt | hang | disconnect | model
+    outcome: str = ""  # a Reply kind, model (a models.get), or cut (the client hung up mid-body)
+    body_bytes: int = 0  # the answer's length
+    bytes_sent: int = 0  # how much of it was written before the client hung up
 
 
 class FakeGemini:
@@ -345,17 +371,20 @@ def portrait_image(image_format: str, aspect_ratio: str = "3:4") -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a client's session expects
     server: Any
+    _record: RecordedRequest | None = None  # the request being answered, if a Gemini one
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # quiet test output
 
     def do_GET(self) -> None:
+        self._record = None
         if self.path == "/_stats":  # the benchmark's view; not a Gemini endpoint
             self._json(200, self.server.fake.stats(), "stats")
             return
         self._serve("get")
 
     def do_POST(self) -> None:
+        self._record = None
         if self.path == "/_reset":  # zero the counters (see FakeGemini.reset)
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.server.fake.reset()
@@ -378,6 +407,7 @@ class _Handler(BaseHTTPRequestHandler):
             body, prompt, ratio = None, "", None
         model, _, method = url.path.removeprefix("/v1beta/models/").partition(":")
         record = RecordedRequest(endpoint, model, prompt, ratio, key, time.monotonic())
+        self._record = record  # a keep-alive handler serves many requests: this one's
         reply, outcome = fake.begin(record, url_key is not None), "error"
         try:
             outcome = self._answer(fake, record, url.path, method, body, reply)
@@ -421,7 +451,34 @@ class _Handler(BaseHTTPRequestHandler):
             info = {"name": f"models/{record.model}", "supportedGenerationMethods": methods}
             return self._json(200, info, "model")
         fake.pause(fake.latency_s)
-        return self._json(200, _generate_answer(fake, record, body, reply), reply.kind)
+        answer = _generate_answer(fake, record, body, reply)
+        if reply.kind == "drip":
+            return self._drip(fake, json.dumps(answer).encode(), reply)
+        if reply.reason == "truncated_json":
+            data = json.dumps(answer).encode()
+            return self._send(200, data[: len(data) // 2], "application/json", reply.reason)
+        if reply.reason == "html":
+            page = b"<html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
+            return self._send(200, page, "text/html", reply.reason)
+        return self._json(200, answer, reply.kind)
+
+    def _drip(self, fake: FakeGemini, data: bytes, reply: Reply) -> str:
+        self._headers(200, len(data), "application/json; charset=UTF-8")
+        until = time.monotonic() + reply.limit_s
+        for offset in range(len(data)):
+            if fake.stopping.is_set() or time.monotonic() > until:
+                self.close_connection = True
+                return "drip"
+            try:
+                self.wfile.write(data[offset : offset + 1])
+                self.wfile.flush()
+            except OSError:  # the client hung up
+                self.close_connection = True
+                return "cut"
+            if self._record is not None:
+                self._record.bytes_sent = offset + 1
+            fake.pause(reply.seconds)
+        return "drip"
 
     def _error(self, fake: FakeGemini, payload: dict[str, Any]) -> str:
         fake.pause(fake.error_latency_s)
@@ -429,12 +486,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _json(self, status: int, payload: dict[str, Any], outcome: str) -> str:
         data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
+        return self._send(status, data, "application/json; charset=UTF-8", outcome)
+
+    def _send(self, status: int, data: bytes, content_type: str, outcome: str) -> str:
+        self._headers(status, len(data), content_type)
         self.wfile.write(data)
+        if self._record is not None:
+            self._record.bytes_sent = len(data)
         return outcome
+
+    def _headers(self, status: int, length: int, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        if self._record is not None:
+            self._record.body_bytes = length
 
 
 def _generate_answer(fake: FakeGemini, record: RecordedRequest, body: dict, reply: Reply) -> dict:
@@ -453,6 +520,8 @@ def _generate_answer(fake: FakeGemini, record: RecordedRequest, body: dict, repl
         parts: list[dict[str, Any]] = []
         if fake.text_before_image or "IMAGE" not in modalities:
             parts.append({"text": "Here is the passport cover you asked for."})
+        if reply.size:
+            parts.append({"text": "x" * reply.size})
         if "IMAGE" in modalities:
             mime = "image/jpeg" if fmt in ("jpg", "jpeg") else f"image/{fmt}"
             parts.append({"inlineData": {"mimeType": mime, "data": data}})

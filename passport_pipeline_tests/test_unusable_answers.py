@@ -1,0 +1,58 @@
+"""A model that answers 200 with garbage, run as operators run a month (`dagster job execute`,
+multiprocess executor, PostgreSQL, Gemini protocol): each user is asked at most twice, and a
+streak of the same garbage halts the run. Paid calls are counted at the fake server."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import DagsterEventType
+
+from passport_pipeline.domain.breaker import HALT_AFTER_UNUSABLE
+from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.deployment import Deployment
+from passport_pipeline_tests.servers.fake_gemini import FakeGemini, Reply
+
+API_KEY = "AIzaTEST-garbage-key-000111222333"
+USERS = 100
+CONCURRENT_STEPS = 4
+
+
+# One kind of garbage here (a whole month takes ~45 s); the client's tests cover the others
+# (invalid base64, truncated JSON, HTML, an oversize image) at 2 paid calls per user each.
+@pytest.mark.parametrize(("garbage", "reason"), [(Reply.corrupt_image(), "INVALID_IMAGE")])
+def test_a_model_that_only_answers_garbage_halts_the_month(tmp_path, postgres_url, garbage, reason):
+    write_dataset(
+        postgres_url,
+        [UserRow(i, title=f"Trip {i}", visits=[(1 + i % 5, october(9))]) for i in range(1, 101)],
+    )
+    with FakeGemini(api_keys=[API_KEY]) as gemini:
+        gemini.script([garbage])
+        deployment = Deployment.with_gemini(
+            tmp_path,
+            postgres_url,
+            gemini.base_url,
+            API_KEY,
+            PASSPORT_STEP_RETRY_DELAY_S="0.2",
+            PASSPORT_MAX_CONCURRENT_STEPS=str(CONCURRENT_STEPS),
+        )
+        completed = deployment.execute_month("2026-10")
+        paid = gemini.generate_requests
+        asked = {r.prompt for r in gemini.records if r.endpoint == "generate"}
+    assert completed.returncode != 0
+    # 2 calls per user asked, for the streak and the steps already in flight when it ended:
+    # at most 2 * (HALT_AFTER_UNUSABLE + CONCURRENT_STEPS - 1) = 26, instead of 9 * 100.
+    assert paid <= 2 * len(asked) <= 2 * (HALT_AFTER_UNUSABLE + CONCURRENT_STEPS - 1) <= 30
+    assert len(asked) >= HALT_AFTER_UNUSABLE
+    assert not any(cover_urls(postgres_url).values())
+    [run] = deployment.runs()
+    assert deployment.step_keys(run.run_id, DagsterEventType.STEP_UP_FOR_RETRY) == []
+    with deployment.instance() as instance:
+        messages = [
+            entry.dagster_event.step_failure_data.error.message
+            for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)
+        ]
+    assert len(messages) == USERS  # every user ends as a named failure
+    assert all(reason in m for m in messages)
+    halted = [m for m in messages if "this run was halted" in m]
+    assert len(halted) == USERS - len(asked)
+    assert all(f"last {HALT_AFTER_UNUSABLE} answers that ended a user" in m for m in halted)
