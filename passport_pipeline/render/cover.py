@@ -216,8 +216,11 @@ def _stamp_tile(texts, stamp: PlaceStamp | int, ink, rng, max_w: float, max_h: f
         when = stamp.first_visit_label + (
             f" · {_plural(stamp.visits, 'VISIT')}" if stamp.visits > 1 else ""
         )
-        name_lines, name_px = typeset.wrap_fit(
-            name or "A place", sh * (0.15 if round_shape else 0.17), sw * 0.8, sh * 0.1
+        name_lines, name_px = typeset.wrap_fit(  # a circle is narrower at the name's line
+            name or "A place",
+            sh * (0.15 if round_shape else 0.17),
+            sw * (0.7 if round_shape else 0.8),
+            sh * 0.1,
         )
         name_size = name_px / sh
         lines = [

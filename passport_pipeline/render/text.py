@@ -122,22 +122,32 @@ def _is_cjk(char: str) -> bool:
 def wrap_fit(
     text: str, size: float, max_width: float, min_size: float, max_lines: int = 2
 ) -> tuple[list[str], int]:
-    """The largest size (down to ``min_size``) at which ``text`` wraps into lines that fit."""
-    size = int(size)
-    while True:
-        lines = wrap(text, size, max_width, max_lines)
-        if size - 2 < min_size or all(width(line, size) <= max_width for line in lines):
-            return lines, size
-        size -= 2
+    """The largest size (down to ``min_size``) at which ``text`` wraps into lines that fit.
+
+    Words are kept whole (Korean's keep-all) as long as some size allows it; only a text
+    that fits no size that way is broken inside a word, at the largest size that fits.
+    """
+    sizes = range(int(size), int(min_size) - 1, -2)
+    for keep_all in (True, False):
+        for each in sizes:
+            lines = wrap(text, each, max_width, max_lines, keep_all=keep_all)
+            if all(width(line, each) <= max_width for line in lines):
+                return lines, each
+    return wrap(text, sizes[-1], max_width, max_lines), sizes[-1]
 
 
-def wrap(text: str, size: int, max_width: float, max_lines: int = 2) -> list[str]:
-    """At most ``max_lines`` lines; the last holds the rest (the caller fits it)."""
+def wrap(
+    text: str, size: int, max_width: float, max_lines: int = 2, keep_all: bool = False
+) -> list[str]:
+    """At most ``max_lines`` lines; the last holds the rest (the caller fits it).
+
+    With ``keep_all`` lines break only at spaces.
+    """
     text = " ".join(text.split())
     lines: list[str] = []
     start = 0
     while len(lines) < max_lines - 1 and width(text[start:], size) > max_width:
-        cut = _cut(text, start, size, max_width)
+        cut = _cut(text, start, size, max_width, keep_all)
         if cut is None:
             break
         lines.append(text[start:cut].rstrip())
@@ -145,13 +155,13 @@ def wrap(text: str, size: int, max_width: float, max_lines: int = 2) -> list[str
     return [*lines, text[start:]] if text[start:] else lines
 
 
-def _cut(text: str, start: int, size: int, max_width: float) -> int | None:
+def _cut(text: str, start: int, size: int, max_width: float, keep_all: bool) -> int | None:
     """Where the line starting at ``start`` ends: the last space that fits, unless the next
     word would not fit on a line of its own; then the last break inside a word that fits.
     """
     fits = [p for p in range(start + 1, len(text)) if width(text[start:p], size) <= max_width]
     at_space = [p for p in fits if text[p] == " "]
-    in_word = [p for p in fits if _may_break_between(text[p - 1], text[p])]
+    in_word = [] if keep_all else [p for p in fits if _may_break_between(text[p - 1], text[p])]
     if at_space:
         next_word = text[at_space[-1] + 1 :].split(" ")[0]
         if width(next_word, size) <= max_width or not in_word or in_word[-1] < at_space[-1]:

@@ -44,6 +44,12 @@ def test_wrap_keeps_the_rest_on_the_last_line():
     assert wrap("가 나 다 라", SIZE, width("가", SIZE), max_lines=2) == ["가", "나 다 라"]
 
 
+def test_a_korean_word_shrinks_before_it_breaks():
+    lines, size = wrap_fit("협재해수욕장", SIZE, width("협재해수욕", SIZE), min_size=SIZE / 2)
+    assert lines == ["협재해수욕장"]
+    assert width("협재해수욕장", size) <= width("협재해수욕", SIZE)
+
+
 def test_a_long_korean_name_wraps_whole_at_a_smaller_size():
     name = "국립중앙박물관어린이박물관특별전시실"
     lines, size = wrap_fit(name, SIZE, width("국립중앙박물관", SIZE), min_size=SIZE / 2)
