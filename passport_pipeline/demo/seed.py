@@ -4,6 +4,7 @@ Run ``python -m passport_pipeline.demo.seed [--database-url URL] [--keep]``. The
 the same on every run (a fixed random seed), and includes the awkward cases the job must
 handle: users without a passport, passports without visits in a month, users with two
 passports, a title full of odd characters, and visits right at the Seoul month boundaries.
+Like the app, it is mostly Korean (nicknames, titles, places) with some English.
 """
 
 from __future__ import annotations
@@ -33,49 +34,51 @@ ODD_TITLE = (
     'My "best" trip\'s\n\tdiary 🎉🇰🇷 <b>{{title}}</b> `rm -rf` 나의 여행 — '
     + "a very long title that goes on and on " * 8
 )
+# The app is Korean: most places, nicknames and titles are in Hangul, some in English.
 PLACES = [
-    ("Gyeongbokgung Palace", "palace", "Seoul", "South Korea"),
-    ("Changdeokgung Palace", "palace", "Seoul", "South Korea"),
-    ("Bukchon Hanok Village", "park", "Seoul", "South Korea"),
-    ("Gwangjang Market", "market", "Seoul", "South Korea"),
-    ("Mangwon Market", "market", "Seoul", "South Korea"),
-    ("National Museum of Korea", "museum", "Seoul", "South Korea"),
-    ("Leeum Museum of Art", "museum", "Seoul", "South Korea"),
-    ("Jogyesa Temple", "temple", "Seoul", "South Korea"),
-    ("Seoul Forest", "park", "Seoul", "South Korea"),
-    ("Onion Anguk", "cafe", "Seoul", "South Korea"),
-    ("Fritz Coffee Company", "cafe", "Seoul", "South Korea"),
-    ("Namsan Seoul Tower", "park", "Seoul", "South Korea"),
-    ("Haeundae Beach", "beach", "Busan", "South Korea"),
-    ("Gwangalli Beach", "beach", "Busan", "South Korea"),
-    ("Jagalchi Fish Market", "market", "Busan", "South Korea"),
-    ("Beomeosa Temple", "temple", "Busan", "South Korea"),
-    ("Hyeopjae Beach", "beach", "Jeju", "South Korea"),
-    ("Seongsan Ilchulbong", "park", "Jeju", "South Korea"),
-    ("Osulloc Tea Museum", "cafe", "Jeju", "South Korea"),
-    ("Bulguksa Temple", "temple", "Gyeongju", "South Korea"),
-    ("Gyeongju National Museum", "museum", "Gyeongju", "South Korea"),
-    ("Incheon Chinatown", "market", "Incheon", "South Korea"),
-    ("Songdo Central Park", "park", "Incheon", "South Korea"),
+    ("경복궁", "palace", "서울", "South Korea"),
+    ("창덕궁", "palace", "서울", "South Korea"),
+    ("북촌 한옥마을", "park", "서울", "South Korea"),
+    ("광장시장", "market", "서울", "South Korea"),
+    ("망원시장", "market", "서울", "South Korea"),
+    ("국립중앙박물관", "museum", "서울", "South Korea"),
+    ("리움미술관", "museum", "서울", "South Korea"),
+    ("조계사", "temple", "서울", "South Korea"),
+    ("서울숲", "park", "서울", "South Korea"),
+    ("어니언 안국", "cafe", "서울", "South Korea"),
+    ("Fritz Coffee Company", "cafe", "서울", "South Korea"),
+    ("N서울타워", "park", "서울", "South Korea"),
+    ("해운대 해수욕장", "beach", "부산", "South Korea"),
+    ("광안리 해수욕장", "beach", "부산", "South Korea"),
+    ("자갈치시장", "market", "부산", "South Korea"),
+    ("범어사", "temple", "부산", "South Korea"),
+    ("협재해수욕장", "beach", "제주", "South Korea"),
+    ("성산일출봉", "park", "제주", "South Korea"),
+    ("오설록 티뮤지엄", "cafe", "제주", "South Korea"),
+    ("불국사", "temple", "경주", "South Korea"),
+    ("국립경주박물관", "museum", "경주", "South Korea"),
+    ("인천 차이나타운", "market", "인천", "South Korea"),
+    ("송도 센트럴파크", "park", "인천", "South Korea"),
     ("Senso-ji", "temple", "Tokyo", "Japan"),
     ("Tsukiji Outer Market", "market", "Tokyo", "Japan"),
     ("Osaka Castle", "palace", "Osaka", "Japan"),
     ("Kuromon Market", "market", "Osaka", "Japan"),
     ("National Palace Museum", "museum", "Taipei", "Taiwan"),
     ("Raohe Night Market", "market", "Taipei", "Taiwan"),
-    ("Cafe Kitsune Aoyama", "cafe", "Tokyo", "Japan"),
+    ("Café Kitsuné Aoyama", "cafe", "Tokyo", "Japan"),
 ]
 NICKNAMES = [
-    "minji", "hyun.woo", "seoul_walker", "jiwoo", "dahye", "tae-yang", "soyeon", "coffee_kim",
-    "junho", "yuna", "bora", "여행자", "sungmin", "haneul", "eunji", "dokyung", "mina.park",
-    "chaewon", "jaehyuk", "nari", "hyejin", "wanderlust_lee", "seojun", "ara", "yejin",
-    "daniel", "sora", "kyungsoo", "hana", "jimin", "subin", "chanwoo", "yoonah", "gaeun",
-    "Zoë", "woojin", "somi", "hoon", "ji-ae", "beomseok",
+    "민지", "현우", "서울산책러", "지우", "다혜", "태양", "소연", "커피_kim",
+    "준호", "유나", "보라", "여행자", "성민", "하늘", "은지", "도경", "mina.park",
+    "채원", "재혁", "나리", "혜진", "wanderlust_lee", "서준", "아라", "예진",
+    "daniel", "소라", "경수", "하나", "jimin", "수빈", "찬우", "윤아", "가은",
+    "Zoë", "우진", "somi", "훈", "ji-ae", "범석",
 ]  # fmt: skip
 TITLES = [
-    "Seoul Soul", "Weekend Wanderer", "Coffee & Temples", "Little Trips", "Market Days",
-    "Sea and Stone", "Palace Hopper", "City Notes", "Slow Travel", "Stamps and Snacks",
+    "서울 산책", "Weekend Wanderer", "커피와 사찰", "작은 여행들", "시장 가는 날",
+    "바다와 돌", "궁궐 나들이", "도시 기록", "Slow Travel", "간식과 도장",
 ]  # fmt: skip
+FIRST_PASSPORT_TITLE = "나의 첫 여권"
 
 
 def build_dataset() -> dict[str, list[dict]]:
@@ -96,7 +99,7 @@ def build_dataset() -> dict[str, list[dict]]:
         if uid in USERS_WITHOUT_PASSPORT:
             continue
         if uid in USERS_WITH_TWO_PASSPORTS:  # the older one is created first, in 2025
-            older[uid] = _passport(passports, uid, "My first passport", user["created_at"])
+            older[uid] = _passport(passports, uid, FIRST_PASSPORT_TITLE, user["created_at"])
         title = ODD_TITLE if uid == ODD_TITLE_USER else rng.choice(TITLES)
         current[uid] = _passport(passports, uid, title, datetime(2026, 7, 1) + timedelta(hours=uid))
 

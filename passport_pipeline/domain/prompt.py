@@ -11,6 +11,7 @@ from passport_pipeline.domain.records import Passport, Visit
 
 MAX_USER_TEXT = 40
 MAX_PLACES_NAMED = 8
+MAX_CITIES_NAMED = 4
 _SPACES = re.compile(r"\s+")
 # Characters that could be read as markup or instructions by the model.
 _STRIP = re.compile(r"[<>{}\[\]`\\|#*_~^$]")
@@ -38,15 +39,37 @@ def summarize_visits(visits: list[Visit] | tuple[Visit, ...]) -> str:
     """Plain-language summary: the most visited places first, then the cities and countries."""
     place_counts = Counter(sanitize_user_text(v.place_name) for v in visits)
     named = [name for name, _ in place_counts.most_common(MAX_PLACES_NAMED) if name]
-    cities = Counter(sanitize_user_text(f"{v.city}, {v.country}") for v in visits)
     categories = Counter(sanitize_user_text(v.category) for v in visits)
     parts = [f"{len(visits)} visit{'s' if len(visits) != 1 else ''}"]
     if named:
         more = len(place_counts) - len(named)
         parts.append("places: " + ", ".join(named) + (f" and {more} more" if more > 0 else ""))
-    parts.append("cities: " + ", ".join(city for city, _ in cities.most_common(4)))
+    cities = cities_by_country(visits)
+    if cities:
+        parts.append(f"cities: {cities}")
     parts.append("mostly " + ", ".join(cat for cat, _ in categories.most_common(3)))
     return "; ".join(parts)
+
+
+def cities_by_country(visits: list[Visit] | tuple[Visit, ...]) -> str:
+    """The most visited cities, each country named once after its cities.
+
+    "서울, 부산 (South Korea), 도쿄 (Japan)": cities by visits, a country's group placed where
+    its first city ranks. The country is written as the app stores it.
+    """
+    counts = Counter((sanitize_user_text(v.city), sanitize_user_text(v.country)) for v in visits)
+    groups: dict[str, list[str]] = {}
+    for (city, country), _ in counts.most_common(MAX_CITIES_NAMED):
+        groups.setdefault(country, [])
+        if city:
+            groups[country].append(city)
+    named = []
+    for country, cities in groups.items():
+        if cities and country:
+            named.append(f"{', '.join(cities)} ({country})")
+        elif cities or country:
+            named.append(", ".join(cities) or country)
+    return ", ".join(named)
 
 
 def build_prompt(passport: Passport, month: Month, visits: list[Visit] | tuple[Visit, ...]) -> str:

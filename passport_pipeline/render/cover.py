@@ -4,6 +4,7 @@ The cover has a deep background chosen from the title and month, a gold border, 
 PASSPORT, the title, the month, the holder's nickname, and one ink "stamp" per place
 visited that month (the most visited first; ``+N more`` when they do not all fit).
 Everything is derived from the request, so the same request gives the same PNG bytes.
+Text is drawn by render/text.py, in Latin and Korean fonts alike.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import random
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import partial
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from passport_pipeline.domain.months import SEOUL
 from passport_pipeline.domain.prompt import passport_month_name, sanitize_user_text
 from passport_pipeline.domain.records import CoverRequest, Visit
+from passport_pipeline.render import text as typeset
 
 MAX_STAMPS = 12
 SCALE = 2  # drawn at twice the size and scaled down, for smooth edges and text
@@ -65,8 +67,22 @@ def choose_stamps(visits: tuple[Visit, ...] | list[Visit], limit: int = MAX_STAM
     return stamps, len(ranked) - len(shown)
 
 
+@dataclass(frozen=True)
+class DrawnCover:
+    """A cover as PNG bytes, and every line of text drawn on it, in drawing order."""
+
+    png: bytes
+    texts: tuple[str, ...]
+
+
 def render_cover(request: CoverRequest, width: int = 768, height: int = 1024) -> bytes:
     """Draw the cover for ``request`` and return it as PNG bytes."""
+    return draw_cover(request, width, height).png
+
+
+def draw_cover(request: CoverRequest, width: int = 768, height: int = 1024) -> DrawnCover:
+    """Draw the cover for ``request``; the texts say what it shows, for a test to read."""
+    texts: list[str] = []
     seed = hashlib.sha256(f"{request.title}\n{request.month.key}".encode()).digest()
     rng = random.Random(seed + repr(sorted(str(v) for v in request.visits)).encode())
     background = BACKGROUNDS[seed[0] % len(BACKGROUNDS)]
@@ -76,65 +92,31 @@ def render_cover(request: CoverRequest, width: int = 768, height: int = 1024) ->
     draw = ImageDraw.Draw(image)
     _draw_border(draw, w, h)
     s = h / 1024  # every size below is for a 1024-high cover
-    _centered(draw, " ".join("PASSPORT"), w / 2, 70 * s, 46 * s, GOLD)
+    centered = partial(_centered, draw, texts)
+    centered(" ".join("PASSPORT"), w / 2, 70 * s, 46 * s, GOLD)
     _draw_globe(draw, w / 2, 168 * s, 46 * s)
     # Line breaks become spaces first: sanitising drops control characters, gluing words.
-    title = _printable(sanitize_user_text(" ".join(request.title.split()))) or "My Passport"
-    _centered(draw, title, w / 2, 246 * s, 44 * s, PALE_GOLD, max_width=w * 0.84)
+    title = typeset.printable(sanitize_user_text(" ".join(request.title.split())))
+    centered(title or "My Passport", w / 2, 246 * s, 44 * s, PALE_GOLD, max_width=w * 0.84)
     month = passport_month_name(request.month).upper()
-    _centered(draw, " ".join(month.split(" ")), w / 2, 304 * s, 24 * s, GOLD)
+    centered(" ".join(month.split(" ")), w / 2, 304 * s, 24 * s, GOLD)
     _draw_divider(draw, w / 2, 348 * s, w * 0.3)
     stamps, hidden = choose_stamps(request.visits)
-    _draw_stamps(image, stamps, hidden, (w * 0.07, 372 * s, w * 0.93, 930 * s), rng)
-    nickname = _printable(sanitize_user_text(request.nickname, limit=28)) or "Traveller"
+    _draw_stamps(image, texts, stamps, hidden, (w * 0.07, 372 * s, w * 0.93, 930 * s), rng)
+    nickname = typeset.printable(sanitize_user_text(request.nickname, limit=28)) or "Traveller"
     totals = f"{_plural(len(request.visits), 'VISIT')}, {_plural(len(stamps) + hidden, 'PLACE')}"
     footer = f"HOLDER  {nickname}   ·   {totals}"
-    _centered(draw, footer, w / 2, 962 * s, 17 * s, PALE_GOLD, max_width=w * 0.8)
+    centered(footer, w / 2, 962 * s, 17 * s, PALE_GOLD, max_width=w * 0.8)
     out = io.BytesIO()
     image.resize((width, height), Image.Resampling.LANCZOS).save(out, format="PNG")
-    return out.getvalue()
+    return DrawnCover(out.getvalue(), tuple(texts))
 
 
-@lru_cache(maxsize=64)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
-
-
-@lru_cache(maxsize=4096)
-def _has_glyph(char: str) -> bool:
-    """Whether the built-in font draws ``char`` as itself rather than as a missing-glyph box."""
-
-    def ink(text: str) -> bytes:
-        canvas = Image.new("L", (40, 40))
-        ImageDraw.Draw(canvas).text((4, 4), text, font=_font(20), fill=255)
-        return canvas.tobytes()
-
-    return char == " " or ink(char) != ink("\ue000")
-
-
-def _printable(text: str) -> str:
-    """``text`` without the characters the font cannot draw (accents folded: é -> e)."""
-    folded = unicodedata.normalize("NFKD", text)
-    kept = "".join(ch for ch in folded if not unicodedata.combining(ch) and _has_glyph(ch))
-    return " ".join(kept.split())
-
-
-def _fit(
-    text: str, size: float, max_width: float, min_size: float
-) -> tuple[str, ImageFont.FreeTypeFont]:
-    """The largest font (down to ``min_size``) that fits ``text``; cut with … below that."""
-    size = int(size)
-    while size > min_size and _font(size).getlength(text) > max_width:
-        size -= 2
-    font = _font(max(int(min_size), size))
-    while len(text) > 1 and font.getlength(text) > max_width:
-        text = text[:-2].rstrip() + "…"
-    return text, font
-
-
-def _centered(draw, text, x, y, size, fill, max_width=None, min_size=None):
-    text, font = _fit(text, size, max_width or 1e9, min_size or size * 0.55)
-    draw.text((x, y), text, font=font, fill=fill, anchor="mm")
+def _centered(draw, texts: list[str], text, x, y, size, fill, max_width=None, min_size=None):
+    """One line centred on (x, y), shrunk (then cut with …) to fit ``max_width``."""
+    text, size = typeset.fit(text, size, max_width or 1e9, min_size or size * 0.55)
+    typeset.draw_line(draw, text, (x, y), size, fill)
+    texts.append(text)
 
 
 def _draw_guilloche(image: Image.Image, background, phase: int) -> None:
@@ -178,7 +160,7 @@ def _draw_divider(draw: ImageDraw.ImageDraw, cx: float, y: float, half: float) -
     draw.polygon([(cx, y - d), (cx + d, y), (cx, y + d), (cx - d, y)], fill=GOLD)
 
 
-def _draw_stamps(image, stamps: list[PlaceStamp], hidden: int, box, rng: random.Random):
+def _draw_stamps(image, texts, stamps: list[PlaceStamp], hidden: int, box, rng: random.Random):
     """Lay stamps on a grid inside ``box``, each turned a little, none leaving its cell."""
     count = len(stamps) + (hidden > 0)
     if not count:
@@ -195,22 +177,22 @@ def _draw_stamps(image, stamps: list[PlaceStamp], hidden: int, box, rng: random.
         in_row = min(cols, count - row * cols)  # centre an unfilled last row
         x0 = left + (right - left - in_row * cell_w) / 2 + col * cell_w
         ink = inks[index % len(inks)]
-        tile = _stamp_tile(
-            stamps[index] if index < len(stamps) else hidden, ink, rng, cell_w * 0.92, cell_h * 0.92
-        )
+        stamp = stamps[index] if index < len(stamps) else hidden
+        tile = _stamp_tile(texts, stamp, ink, rng, cell_w * 0.92, cell_h * 0.92)
         slack_x, slack_y = max(0, cell_w - tile.width), max(0, cell_h - tile.height)
         x = x0 + slack_x * rng.uniform(0.3, 0.7)
         y = top + row * cell_h + slack_y * rng.uniform(0.3, 0.7)
         image.paste(tile, (int(x), int(y)), tile)
 
 
-def _stamp_tile(stamp: PlaceStamp | int, ink, rng: random.Random, max_w: float, max_h: float):
+def _stamp_tile(texts, stamp: PlaceStamp | int, ink, rng, max_w: float, max_h: float):
     """One stamp on a transparent tile, rotated; an int draws the ``+N more`` stamp."""
     angle = rng.uniform(-9, 9)
-    name = "" if isinstance(stamp, int) else _printable(sanitize_user_text(stamp.name, limit=60))
+    name = "" if isinstance(stamp, int) else sanitize_user_text(stamp.name, limit=60)
+    name = typeset.printable(name)
     # Only short, single-visit places go in a circle: more text would need a tiny font.
     round_shape = isinstance(stamp, int) or (
-        len(name) <= 14 and stamp.visits == 1 and rng.random() < 0.5
+        _columns(name) <= 14 and stamp.visits == 1 and rng.random() < 0.5
     )
     sin, cos = abs(math.sin(math.radians(angle))), abs(math.cos(math.radians(angle)))
     if round_shape:
@@ -234,11 +216,16 @@ def _stamp_tile(stamp: PlaceStamp | int, ink, rng: random.Random, max_w: float, 
         when = stamp.first_visit_label + (
             f" · {_plural(stamp.visits, 'VISIT')}" if stamp.visits > 1 else ""
         )
-        name_size = 0.15 if round_shape else 0.17
-        name_lines = _wrap(name or "A place", _font(int(sh * name_size)), sw * 0.8)
+        name_lines, name_px = typeset.wrap_fit(  # a circle is narrower at the name's line
+            name or "A place",
+            sh * (0.15 if round_shape else 0.17),
+            sw * (0.7 if round_shape else 0.8),
+            sh * 0.1,
+        )
+        name_size = name_px / sh
         lines = [
             *[(part, name_size) for part in name_lines],
-            ((_printable(stamp.city) or "-").upper(), 0.11),
+            ((typeset.printable(stamp.city) or "-").upper(), 0.11),
             (when, 0.1),
         ]
     heights = [sh * size * 1.2 for _, size in lines]
@@ -249,20 +236,14 @@ def _stamp_tile(stamp: PlaceStamp | int, ink, rng: random.Random, max_w: float, 
         if round_shape:  # the circle's width at this line's edge farthest from the centre
             dy = min(radius, max(abs(y - sh / 2), abs(y + line_h - sh / 2)) * 0.9)
             max_width = 2 * math.sqrt(radius**2 - dy**2) * 0.92
-        _centered(draw, text, sw / 2, y + line_h / 2, sh * size, ink, max_width=max_width)
+        _centered(draw, texts, text, sw / 2, y + line_h / 2, sh * size, ink, max_width=max_width)
         y += line_h
     return tile.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
 
 
-def _wrap(text: str, font, max_width: float) -> list[str]:
-    """At most two lines; the second is cut with … by the caller when still too long."""
-    words = text.split()
-    first = words[0]
-    for i, word in enumerate(words[1:], start=1):
-        if font.getlength(f"{first} {word}") > max_width:
-            return [first, " ".join(words[i:])]
-        first = f"{first} {word}"
-    return [first]
+def _columns(text: str) -> int:
+    """How wide ``text`` is in columns: a Hangul syllable takes two, as a Latin letter one."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def _plural(count: int, noun: str) -> str:

@@ -124,6 +124,38 @@ def test_the_dataset_has_the_awkward_cases(sqlite_url, engine_for):
         assert set(owners) - month_users(engine, Month.parse(key)), key
 
 
+def has_hangul(text: str) -> bool:
+    return any("\uac00" <= char <= "\ud7a3" for char in text)
+
+
+def test_the_demo_speaks_korean_with_some_english(sqlite_url, engine_for):
+    seed_demo(sqlite_url)
+    engine = engine_for(sqlite_url)
+    october = month_users(engine, Month(2026, 10))
+    latest = (
+        select(t.passports.c.user_id, func.max(t.passports.c.id).label("id"))
+        .group_by(t.passports.c.user_id)
+        .subquery()
+    )
+    with engine.connect() as conn:
+        columns = {
+            "nicknames": list(conn.scalars(select(t.users.c.nickname))),
+            "places": list(conn.scalars(select(t.places.c.name))),
+            "cities": list(conn.scalars(select(t.places.c.city))),
+            # What `make demo` draws: the titles of the demo month's users' latest passports.
+            "october titles": list(
+                conn.scalars(
+                    select(t.passports.c.title)
+                    .join(latest, latest.c.id == t.passports.c.id)
+                    .where(latest.c.user_id.in_(october))
+                )
+            ),
+        }
+    for name, values in columns.items():
+        korean = [value for value in values if has_hangul(value)]
+        assert len(values) / 2 < len(korean) < len(values), name
+
+
 def test_reseeding_gives_the_same_data(sqlite_url, engine_for):
     first = seed_demo(sqlite_url)
     engine = engine_for(sqlite_url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -11,11 +12,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fontTools.ttLib import TTFont
 from PIL import Image
 
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.records import CoverRequest, Visit
-from passport_pipeline.render.cover import MAX_STAMPS, choose_stamps, render_cover
+from passport_pipeline.render import text as typeset
+from passport_pipeline.render.cover import (
+    MAX_STAMPS,
+    PALE_GOLD,
+    choose_stamps,
+    draw_cover,
+    render_cover,
+)
 
 OCTOBER = Month(2026, 10)
 
@@ -154,3 +163,106 @@ def test_stamp_day_is_the_first_visit_on_the_seoul_calendar():
     )
     [stamp], hidden = choose_stamps(visits)
     assert (stamp.first_visit_label, stamp.visits, stamp.city, hidden) == ("01 NOV", 2, "Seoul", 0)
+
+
+# Users as the app has them: Korean, mixed and Latin titles, nicknames, places and cities.
+KOREAN = (
+    "가을 여행",
+    "여행자",
+    (("경복궁", "서울"), ("광장시장", "서울"), ("해운대 해수욕장", "부산"), ("불국사", "경주")),
+)
+MIXED = (
+    "Seoul 산책 2026",
+    "Zoë 김",
+    (("Namsan 서울타워", "서울"), ("Café Onion 안국", "서울"), ("Sensō-ji 센소지", "Tokyo")),
+)
+LATIN = (
+    "Weekend Wanderer",
+    "Łukasz",
+    (("Gyeongbokgung Palace", "Seoul"), ("Kraków Old Town", "Kraków"), ("Şişli", "İzmir")),
+)
+
+
+@pytest.fixture(scope="module")
+def character_maps() -> list[dict[int, str]]:
+    """What each font of the chain really holds, read from its own character map."""
+    return [TTFont(path, lazy=True).getBestCmap() for path in typeset.font_files()]
+
+
+def user_request(title: str, nickname: str, places) -> CoverRequest:
+    visits = tuple(visit(name, 3 + i, city=city) for i, (name, city) in enumerate(places))
+    return request(title=title, visits=visits, nickname=nickname)
+
+
+def drawn_phrases(texts: tuple[str, ...]) -> set[str]:
+    """Each line drawn, and each pair of consecutive lines rejoined (a wrapped name)."""
+    pairs = list(itertools.pairwise(texts))
+    return {*texts, *(f"{a}{b}" for a, b in pairs), *(f"{a} {b}" for a, b in pairs)}
+
+
+@pytest.mark.parametrize("user", [KOREAN, MIXED, LATIN], ids=["korean", "mixed", "latin"])
+def test_cover_shows_the_users_own_text(user, character_maps):
+    title, nickname, places = user
+    texts = draw_cover(user_request(title, nickname, places)).texts
+    assert texts[1] == title
+    phrases = drawn_phrases(texts)
+    for name, city in places:
+        assert name in phrases
+        assert city.upper() in texts
+    assert any(line.startswith(f"HOLDER  {nickname}   ·") for line in texts)
+    # Every character is drawn by a font whose character map has it: no missing-glyph box.
+    for char in "".join(texts).replace(" ", ""):
+        assert ord(char) in character_maps[typeset.font_for(char)], char
+
+
+def test_hangul_is_drawn_by_the_korean_font_and_latin_by_the_latin_one(character_maps):
+    assert [index for index, _ in typeset.runs("가을 Autumn 여행")] == [1, 0, 1]
+    assert ord("가") not in character_maps[0]
+    assert ord("Ł") not in character_maps[1]  # why the chain starts with a Latin font
+
+
+def title_ink(title: str, month: Month = OCTOBER) -> set[tuple[int, int]]:
+    """The pixels of the title band in the title's colour, whatever the background."""
+    image = decode(render_cover(CoverRequest("p", month, "여행자", title, ()))).convert("RGB")
+    return {
+        (x, y)
+        for y in range(222, 272)
+        for x in range(60, 708)
+        if sum(abs(a - b) for a, b in zip(image.getpixel((x, y)), PALE_GOLD, strict=True)) < 60
+    }
+
+
+def test_two_korean_titles_are_drawn_differently():
+    autumn, winter = title_ink("가을 여행"), title_ink("겨울 바다")
+    # The measure ignores the background: the same title on another month's colours matches.
+    assert len(autumn ^ title_ink("가을 여행", Month(2026, 3))) < len(autumn) * 0.05
+    assert len(autumn) > 500
+    assert len(autumn ^ winter) > len(autumn) * 0.5
+    assert len(autumn ^ title_ink("")) > len(autumn) * 0.5  # not the "My Passport" fallback
+
+
+def test_a_character_no_font_has_is_dropped_cleanly():
+    texts = draw_cover(request(title="여행 😀🇰🇷 trip", nickname="여행자 👍")).texts
+    assert texts[1] == "여행 trip"
+    assert texts[-1].startswith("HOLDER  여행자   ·")
+    # No box where the emoji were: the title's pixels are those of the title without them
+    # (give or take the edges of letters on another background colour).
+    plain = title_ink("여행 trip")
+    assert len(title_ink("여행 😀🇰🇷 trip") ^ plain) < len(plain) * 0.05
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "해운대해수욕장해변열차정거장",
+        "국립중앙박물관 어린이박물관",
+        "Dongdaemun Design Plaza 동대문",
+    ],
+)
+def test_a_long_place_name_is_wrapped_whole_into_its_stamp(name):
+    visits = tuple(visit(f"{name}", day) for day in (3, 4))  # two visits: a rectangular stamp
+    texts = draw_cover(request(visits=visits)).texts
+    name_lines = texts[3 : texts.index("SEOUL")]
+    assert len(name_lines) == 2
+    assert name in {"".join(name_lines), " ".join(name_lines)}
+    assert "…" not in "".join(name_lines)
