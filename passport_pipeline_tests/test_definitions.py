@@ -108,10 +108,12 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
             "PASSPORT_PUBLIC_BASE_URL": "https://cdn.example/",
             "GEMINI_API_KEY": "AIza-must-not-be-read",
             "PASSPORT_KEY_SECRET": "must-not-be-read-either-0123",
+            "GEMINI_ASPECT_RATIO": "9:16",
         }
     )
     resources = build_definitions(settings).resources
     assert isinstance(resources["image_model"], GeminiImageModel)
+    assert resources["image_model"].aspect_ratio == "9:16"
     assert isinstance(resources["image_store"], S3ImageStore)
     assert resources["image_store"].public_base_url == "https://cdn.example"
     model = resources["image_model"]

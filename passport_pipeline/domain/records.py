@@ -50,7 +50,6 @@ class CoverRequest:
     nickname: str
     title: str
     visits: tuple[Visit, ...]
-    aspect_ratio: str = "3:4"
 
 
 @dataclass(frozen=True)

@@ -112,9 +112,7 @@ class GeminiImageModel(ImageModel):
 
     def generate(self, request: CoverRequest) -> GeneratedImage:
         started = time.monotonic()
-        body = protocol.build_generate_body(
-            request.prompt, request.aspect_ratio or self.aspect_ratio
-        )
+        body = protocol.build_generate_body(request.prompt, self.aspect_ratio)
         try:
             image, attempts = self._call_with_retries(
                 "POST", f"models/{self.model}:generateContent", body

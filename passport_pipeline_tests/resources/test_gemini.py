@@ -56,9 +56,9 @@ def make_model(server: FakeGemini | str, **overrides: object) -> GeminiImageMode
     return GeminiImageModel(**{**config, **overrides})
 
 
-def cover_request(prompt: str = "A passport cover for Mina", aspect_ratio: str = "3:4"):
+def cover_request(prompt: str = "A passport cover for Mina"):
     visit = Visit("Gwangalli Beach", "beach", "Busan", "KR", datetime(2024, 12, 7, tzinfo=SEOUL))
-    return CoverRequest(prompt, Month(2024, 12), "Mina", "Sea lover", (visit,), aspect_ratio)
+    return CoverRequest(prompt, Month(2024, 12), "Mina", "Sea lover", (visit,))
 
 
 def assert_secret_free(*things: object) -> None:
@@ -105,10 +105,11 @@ def test_other_image_types_are_accepted(server: FakeGemini, image_format: str, m
     assert image.mime_type == mime == image.metadata["mime_type"]
 
 
-def test_the_requests_aspect_ratio_is_sent(server: FakeGemini) -> None:
-    image = make_model(server, aspect_ratio="1:1").generate(cover_request(aspect_ratio="9:16"))
-    assert server.records[0].aspect_ratio == "9:16"
-    assert (image.metadata["width"], image.metadata["height"]) == (96, 171)
+@pytest.mark.parametrize(("ratio", "size"), [("9:16", (96, 171)), ("1:1", (96, 96))])
+def test_the_configured_aspect_ratio_is_sent(server: FakeGemini, ratio, size) -> None:
+    image = make_model(server, aspect_ratio=ratio).generate(cover_request())
+    assert server.records[0].aspect_ratio == ratio
+    assert (image.metadata["width"], image.metadata["height"]) == size
 
 
 def test_preflight_is_a_free_models_get(server: FakeGemini) -> None:
