@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dagster import ConfigurableResource, ExecutorDefinition, multiprocess_executor
+from dagster import (
+    ConfigurableResource,
+    ExecutorDefinition,
+    executor,
+    multiple_process_executor_requirements,
+    multiprocess_executor,
+)
+
+from passport_pipeline.run_health import RunProcessExecutor
 
 # Dagster's step worker: loaded by every forked step before our code runs (measured by
 # listing sys.modules at the start of a step against those of the parent).
@@ -38,10 +46,21 @@ def step_preload_modules(resources: Mapping[str, ConfigurableResource]) -> list[
     return list(dict.fromkeys(modules))
 
 
+@executor(
+    name="multiprocess",
+    config_schema=multiprocess_executor.config_schema,
+    requirements=multiple_process_executor_requirements(),
+)
+def watched_multiprocess_executor(init_context):
+    """Dagster's multiprocess executor; the run process also records itself and watches for
+    pool slots held by dead runs (passport_pipeline.run_health)."""
+    return RunProcessExecutor(multiprocess_executor.executor_creation_fn(init_context))
+
+
 def covers_executor(
     max_concurrent: int, resources: Mapping[str, ConfigurableResource]
 ) -> ExecutorDefinition:
-    return multiprocess_executor.configured(
+    return watched_multiprocess_executor.configured(
         {
             "max_concurrent": max_concurrent,
             "start_method": {"forkserver": {"preload_modules": step_preload_modules(resources)}},

@@ -10,16 +10,9 @@ from dagster import DagsterInstance, QueuedRunCoordinator
 
 from passport_pipeline.instance_storage import AtomicClaimPostgresEventLogStorage
 from passport_pipeline_tests.claimers import Storage, claim_race
-from passport_pipeline_tests.conftest import fresh_postgres_database
 from passport_pipeline_tests.deployment import REPO
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def instance_url():
-    with fresh_postgres_database("passport_dagster") as (name, _):
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
 
 
 def test_twelve_steps_claiming_a_pool_of_three_at_once_get_three_slots(instance_url):
