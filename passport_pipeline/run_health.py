@@ -89,7 +89,7 @@ def stale_holder(instance: DagsterInstance, run_id: str) -> str | None:
     if run.status == DagsterRunStatus.STARTED:
         verdict = judge(instance, run)
         if verdict.gone:
-            return f"run {run_id} is STARTED but {verdict.reason}"
+            return f"run {run_id} is still STARTED, but {verdict.reason}"
     return None
 
 
@@ -110,8 +110,10 @@ def blocked_warnings(instance: DagsterInstance, run_id: str, warned: set[str]) -
             if reason:
                 warned.add(holder)
                 yield (
-                    f"{len(waiting)} step(s) wait for pool '{pool}', but {reason}: its slots "
-                    f"stay taken until freed. Free them with: {RELEASE_COMMAND} {holder}"
+                    f"{len(waiting)} step(s) of this run wait for pool '{pool}', whose slots are "
+                    f"held by a run that will not give them back: {reason}. The daemon frees "
+                    f"them within a minute; with no dagster-daemon running, free them with: "
+                    f"{RELEASE_COMMAND} {holder}"
                 )
 
 

@@ -133,7 +133,7 @@ def test_without_a_daemon_the_waiting_run_names_the_dead_run_and_the_command(
 
             [message] = wait_for(warning, "the waiting run to warn", timeout_s=120)
             assert gemini.generate_requests == 0  # it really was waiting
-            assert f"run {killed} is STARTED but its process" in message
+            assert f"run {killed} is still STARTED, but its process" in message
 
             released = deployment.run(*command.replace("python", str(BIN / "python"), 1).split())
             assert released.returncode == 0, released.stdout + released.stderr
