@@ -389,10 +389,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pool", type=int, default=50, help="K: the gemini pool limit")
     parser.add_argument(
         "--storage",
-        choices=["postgres", "postgres-pooled", "sqlite"],
+        choices=["postgres", "sqlite"],
         default="postgres",
-        help="postgres: dagster-postgres's `storage: postgres:`; postgres-pooled: the project's "
-        "passport_pipeline.instance_storage classes (one pooled connection per process)",
+        help="postgres: dagster-postgres's `storage: postgres:` on a fresh database",
     )
     parser.add_argument("--months", type=int, default=1, help="M months launched together")
     parser.add_argument("--launch", choices=["execute", "queue"], default="execute")
@@ -482,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.storage != "sqlite":
             pg_admin(f'CREATE DATABASE "{inst_db}"')
             created_dbs.append(inst_db)
-            yaml += "\n" + instance_storage_yaml(args.storage, inst_db)
+            yaml += "\n" + instance_storage_yaml(inst_db)
         if args.extra_instance_yaml:
             yaml += "\n" + args.extra_instance_yaml.read_text()
         (dagster_home / "dagster.yaml").write_text(yaml)
@@ -822,7 +821,7 @@ def wait_for_runs(launch, launched, instance, months, t0, timeout):
     return time.time(), instance.runs(), True
 
 
-def instance_storage_yaml(storage: str, db: str) -> str:
+def instance_storage_yaml(db: str) -> str:
     """The instance's storage block for a fresh PostgreSQL database."""
     # SQLAlchemy 2.1 reads plain postgresql:// as psycopg 3, which is not installed.
     postgres_db = (
@@ -830,19 +829,7 @@ def instance_storage_yaml(storage: str, db: str) -> str:
         "  username: postgres\n  hostname: 127.0.0.1\n"
         f"  db_name: {db}\n  port: 5432\n  scheme: postgresql+psycopg2\n"
     )
-    if storage == "postgres":
-        return "storage:\n  postgres:\n" + _indent(postgres_db, 4)
-    blocks = []
-    for key, cls in (
-        ("run_storage", "PooledPostgresRunStorage"),
-        ("event_log_storage", "PooledPostgresEventLogStorage"),
-        ("schedule_storage", "PooledPostgresScheduleStorage"),
-    ):
-        blocks.append(
-            f"{key}:\n  module: passport_pipeline.instance_storage\n  class: {cls}\n"
-            "  config:\n" + _indent(postgres_db, 4)
-        )
-    return "\n".join(blocks)
+    return "storage:\n  postgres:\n" + _indent(postgres_db, 4)
 
 
 def _indent(text: str, spaces: int) -> str:

@@ -17,6 +17,7 @@ from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import ImageModel, LocalImageModel
 from passport_pipeline.resources.image_store import ImageStore, LocalImageStore, S3ImageStore
 from passport_pipeline.resources.pending_covers import PendingCovers
+from passport_pipeline.run_health import dead_runs_sensor
 from passport_pipeline.schedules import monthly_covers_schedule, stopped_month_sensors
 from passport_pipeline.settings import Settings, load_settings
 
@@ -81,7 +82,7 @@ def build_definitions(settings: Settings) -> Definitions:
         ],
         jobs=[covers_job],
         schedules=[monthly_covers_schedule(covers_job)],
-        sensors=stopped_month_sensors(covers_job),
+        sensors=[*stopped_month_sensors(covers_job), dead_runs_sensor(covers_job.name)],
         resources=resources,
         executor=covers_executor(settings.max_concurrent_steps, resources),
     )

@@ -21,6 +21,7 @@ from dagster import (
     multiprocess_executor,
 )
 
+from passport_pipeline.run_health import watched_run_process
 from passport_pipeline.unstarted_steps import record_unstarted_user_steps
 
 # Dagster's step worker: loaded by every forked step before our code runs (measured by
@@ -48,10 +49,11 @@ def step_preload_modules(resources: Mapping[str, ConfigurableResource]) -> list[
     return list(dict.fromkeys(modules))
 
 
-class _RecordsUnstartedUsers(Executor):
-    """Dagster's executor, plus one thing when a run stops part-way: the users whose step never
-    started are recorded as failed (see ``unstarted_steps``), so that "Re-execute from failure"
-    covers them. Everything else is the wrapped executor's."""
+class _CoversExecutor(Executor):
+    """Dagster's executor, plus, in the run process: the run's process is recorded and pool
+    slots held by dead runs are reported while the run waits (``run_health``); and when the run
+    stops part-way, the users whose step never started are recorded as failed
+    (``unstarted_steps``), so that "Re-execute from failure" covers them."""
 
     def __init__(self, inner: Executor):
         self._inner = inner
@@ -66,7 +68,8 @@ class _RecordsUnstartedUsers(Executor):
 
     def execute(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:
         try:
-            yield from self._inner.execute(plan_context, execution_plan)
+            with watched_run_process(plan_context):
+                yield from self._inner.execute(plan_context, execution_plan)
         except BaseException:
             # Ctrl-C, Terminate, or the executor itself failing: its steps have all ended.
             try:
@@ -85,9 +88,8 @@ class _RecordsUnstartedUsers(Executor):
     requirements=multiple_process_executor_requirements(),
 )
 def covers_multiprocess_executor(init_context) -> Executor:
-    """Each step in its own process (Dagster's multiprocess executor); records the users whose
-    step never started when a run stops part-way."""
-    return _RecordsUnstartedUsers(multiprocess_executor.executor_creation_fn(init_context))
+    """Each step in its own process (Dagster's multiprocess executor); see ``_CoversExecutor``."""
+    return _CoversExecutor(multiprocess_executor.executor_creation_fn(init_context))
 
 
 def covers_executor(

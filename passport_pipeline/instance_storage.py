@@ -1,60 +1,73 @@
-"""PostgreSQL instance storage that keeps a connection per process.
+"""PostgreSQL event-log storage whose pool-slot claim is one atomic statement.
 
-dagster-postgres opens a new connection for every storage call (``NullPool``), so that idle
-webservers hold none. A cover step makes dozens of calls (its events, the pool slot, the run),
-and at 50 steps in flight that is a connection storm: each new connection costs a PostgreSQL
-backend process. These classes are dagster-postgres's own, with the connection pool that
-dagster-postgres itself uses for the webserver (``optimize_for_webserver``): one pooled
-connection per process, a few overflow connections, and no statement timeout.
+Works around an upstream bug in dagster-postgres 0.29.27 (dagster 1.13.27; still there in
+1.13.29): ``SqlEventLogStorage._claim_concurrency_slot``
+(``dagster/_core/storage/event_log/sql_event_log.py``) picks a free slot with
+``SELECT … FOR UPDATE SKIP LOCKED`` and then claims it with ``UPDATE … WHERE id = ?`` in a second
+statement. PostgresEventLogStorage runs on an AUTOCOMMIT connection, so the row lock ends with
+the SELECT: two claimers can pick the same slot, and the second UPDATE, which has no
+``step_key IS NULL`` guard, overwrites the first. Both steps believe they hold a slot. Measured:
+12 processes claiming at once against a pool of 3 held up to 11 slots (10 trials of 10).
 
-Configure them per storage in ``dagster.yaml`` (``run_storage``, ``event_log_storage``,
-``schedule_storage``), so that the step processes, which rebuild the instance from its config,
-use them too. Measured (bench/RESULTS.md): PostgreSQL's CPU per step halves, but runs reached
-fewer requests in flight (32 against 45 at N=200), so this is an experiment, not the default.
+Here the slot is picked and claimed in one statement, guarded again by ``step_key IS NULL``,
+so a slot is claimed once or not at all (3 of 3, 10 trials of 10).
+
+When upgrading dagster-postgres: read ``_claim_concurrency_slot`` in the new version. If it
+claims in one guarded statement (or in a transaction that holds the row lock until the UPDATE),
+delete this class and point ``event_log_storage`` in ``deploy/dagster.yaml`` back at
+``dagster_postgres.event_log.PostgresEventLogStorage``; if the method changed its signature or
+moved, adapt this override. ``test_instance_storage.py`` checks the claim against the server.
 """
 
 from __future__ import annotations
 
-from dagster._serdes import ConfigurableClassData
+import sqlalchemy as db
+
+# No public import path exists for the storage's table or the claim's return type; the override
+# must write the very rows, and return the very values, that Dagster's own claim does.
+from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
+from dagster._utils.concurrency import ConcurrencySlotStatus
 from dagster_postgres.event_log import PostgresEventLogStorage
-from dagster_postgres.run_storage import PostgresRunStorage
-from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 
-# Kept for an hour, then replaced: long-lived daemons should not hold a stale connection.
-_POOL = {"statement_timeout": 0, "pool_recycle": 3600, "max_overflow": 10}
 
-
-def _from_config(cls, inst_data: ConfigurableClassData | None, config_value):
-    storage = cls(
-        postgres_url=pg_url_from_config(config_value),
-        should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-        inst_data=inst_data,
-        token_provider=get_token_provider_from_config(config_value),
-    )
-    storage.optimize_for_webserver(**_POOL)
-    return storage
-
-
-class PooledPostgresRunStorage(PostgresRunStorage):
-    """Run storage on PostgreSQL, one pooled connection per process."""
+class AtomicClaimPostgresEventLogStorage(PostgresEventLogStorage):
+    """dagster-postgres's event log storage, with a pool-slot claim that cannot double-book."""
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):
-        return _from_config(cls, inst_data, config_value)
+        # The parent builds a PostgresEventLogStorage by name; build this class instead.
+        return cls(
+            inst_data=inst_data,
+            postgres_url=pg_url_from_config(config_value),
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            token_provider=get_token_provider_from_config(config_value),
+        )
 
-
-class PooledPostgresEventLogStorage(PostgresEventLogStorage):
-    """Event log storage on PostgreSQL, one pooled connection per process."""
-
-    @classmethod
-    def from_config_value(cls, inst_data, config_value):
-        return _from_config(cls, inst_data, config_value)
-
-
-class PooledPostgresScheduleStorage(PostgresScheduleStorage):
-    """Schedule storage on PostgreSQL, one pooled connection per process."""
-
-    @classmethod
-    def from_config_value(cls, inst_data, config_value):
-        return _from_config(cls, inst_data, config_value)
+    def _claim_concurrency_slot(
+        self, concurrency_key: str, run_id: str, step_key: str
+    ) -> ConcurrencySlotStatus:
+        # Upstream bug (see the module docstring): the stock method SELECTs then UPDATEs in two
+        # autocommit statements. One statement keeps the row lock from pick to claim, and the
+        # outer `step_key IS NULL` re-checks the row as it is when the lock is taken.
+        slots = ConcurrencySlotsTable
+        free_slot = (
+            db.select(slots.c.id)
+            .where(
+                slots.c.concurrency_key == concurrency_key,
+                slots.c.step_key.is_(None),
+                slots.c.deleted.is_(False),
+            )
+            .with_for_update(skip_locked=True)
+            .limit(1)
+            .scalar_subquery()
+        )
+        claim = (
+            slots.update()
+            .where(slots.c.id == free_slot, slots.c.step_key.is_(None))
+            .values(run_id=run_id, step_key=step_key)
+            .returning(slots.c.id)
+        )
+        with self.index_connection() as conn:
+            claimed = conn.execute(claim).fetchone()
+        return ConcurrencySlotStatus.CLAIMED if claimed else ConcurrencySlotStatus.BLOCKED

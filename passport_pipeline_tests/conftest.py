@@ -50,6 +50,13 @@ def postgres_url() -> Iterator[str]:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
 
 
+@pytest.fixture
+def instance_url() -> Iterator[str]:
+    """A fresh database for a Dagster instance's storage (DAGSTER_PG_URL of deploy/dagster.yaml)."""
+    with fresh_postgres_database("passport_dagster") as (name, _):
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def app_db_url(request) -> str:
     """Each test using this runs on a sqlite file and on the PostgreSQL server."""

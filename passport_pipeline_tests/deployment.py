@@ -1,8 +1,10 @@
 """A throwaway deployment for whole-job tests: the operators' commands in subprocesses.
 
-Each test gets its own DAGSTER_HOME (with the checkout's dagster.yaml), PASSPORT_HOME and
-environment, and drives the job exactly as an operator would: ``dagster job execute`` on the
-multiprocess executor, ``python -m passport_pipeline.reexecute``, ``... progress``.
+Each test gets its own DAGSTER_HOME, PASSPORT_HOME and environment. The instance is the
+checkout's dagster.yaml (sqlite under DAGSTER_HOME) or, given ``instance_url``, the production
+``deploy/dagster.yaml`` on that PostgreSQL database (through ``DAGSTER_PG_URL``). Tests drive
+the job exactly as an operator would: ``dagster job execute`` on the multiprocess executor,
+``python -m passport_pipeline.reexecute``, ``... progress``.
 """
 
 from __future__ import annotations
@@ -39,11 +41,14 @@ class Deployment:
     env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, root: Path, **variables: str) -> Deployment:
+    def create(cls, root: Path, instance_url: str | None = None, **variables: str) -> Deployment:
         dagster_home = root / "dagster"
         dagster_home.mkdir(parents=True)
-        shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+        instance_config = REPO / ("deploy/dagster.yaml" if instance_url else "dagster.yaml")
+        shutil.copy(instance_config, dagster_home / "dagster.yaml")
         env = isolated_environ()
+        if instance_url:
+            env["DAGSTER_PG_URL"] = instance_url
         env.update(
             DAGSTER_HOME=str(dagster_home),
             PASSPORT_HOME=str(root / "home"),
@@ -54,11 +59,18 @@ class Deployment:
 
     @classmethod
     def with_gemini(
-        cls, root: Path, database_url: str, gemini_base_url: str, api_key: str, **variables: str
+        cls,
+        root: Path,
+        database_url: str,
+        gemini_base_url: str,
+        api_key: str,
+        instance_url: str | None = None,
+        **variables: str,
     ) -> Deployment:
         """The production wiring: PostgreSQL app database, Gemini at ``gemini_base_url``."""
         return cls.create(
             root,
+            instance_url,
             PASSPORT_DATABASE_URL=database_url,
             PASSPORT_IMAGE_MODEL="gemini",
             GEMINI_BASE_URL=gemini_base_url,
@@ -137,8 +149,18 @@ class Deployment:
 
     @contextmanager
     def instance(self) -> Iterator[DagsterInstance]:
-        with DagsterInstance.from_config(str(self.dagster_home)) as instance:
-            yield instance
+        # The config reads DAGSTER_PG_URL from this process's environment.
+        previous = os.environ.get("DAGSTER_PG_URL")
+        if "DAGSTER_PG_URL" in self.env:
+            os.environ["DAGSTER_PG_URL"] = self.env["DAGSTER_PG_URL"]
+        try:
+            with DagsterInstance.from_config(str(self.dagster_home)) as instance:
+                yield instance
+        finally:
+            if previous is None:
+                os.environ.pop("DAGSTER_PG_URL", None)
+            else:
+                os.environ["DAGSTER_PG_URL"] = previous
 
     def runs(self) -> list[DagsterRun]:
         """Every run, oldest first."""

@@ -1,6 +1,8 @@
 """The pool `gemini` holds the limit across runs, changes live, and survives interruptions.
 
-Counted where it matters: requests in flight at the (local) Gemini server.
+Counted where it matters: requests in flight at the (local) Gemini server. The instance is the
+production one, deploy/dagster.yaml on PostgreSQL: stock dagster-postgres can hand one slot to
+two steps (see passport_pipeline/instance_storage.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dagster import DagsterRunStatus
 from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.deployment import Deployment
 from passport_pipeline_tests.servers.fake_gemini import FakeGemini
+
+pytestmark = pytest.mark.postgres
 
 API_KEY = "AIzaTEST-concurrency-key-00000000"
 
@@ -34,9 +38,11 @@ def gemini() -> FakeGemini:
 
 
 @pytest.fixture
-def deployment(tmp_path, postgres_url, gemini) -> Deployment:
+def deployment(tmp_path, postgres_url, instance_url, gemini) -> Deployment:
     write_dataset(postgres_url, two_months_of_users(6))
-    return Deployment.with_gemini(tmp_path, postgres_url, gemini.base_url, API_KEY)
+    return Deployment.with_gemini(
+        tmp_path, postgres_url, gemini.base_url, API_KEY, instance_url=instance_url
+    )
 
 
 def test_two_runs_at_once_never_exceed_the_pool(deployment, gemini, postgres_url):

@@ -1,0 +1,174 @@
+"""Runs whose process died: found, failed and their pool slots given back.
+
+Dagster's run monitoring frees the slots of finished runs and checks the workers of runs that
+its run launcher started; a run of ``dagster job execute`` is neither, so a killed CLI leaves
+its run STARTED, holding its slots and queued claims, and later runs wait for ever. Three parts:
+
+- ``watched_run_process`` (around the executor, in the run process; see executor.py): records the
+  run process when the run starts (``run_process.RUN_PROCESS_TAG``), and while the run's steps
+  wait on a pool, warns once a minute at most if the slots are held by a run whose process is
+  gone, naming that run and the command that frees it (there may be no daemon to do it).
+- the ``…_dead_runs`` sensor (the daemon, every 30 s): fails every STARTED run of the job whose
+  processes are certainly gone (``run_process.judge``) and frees its slots and claims.
+- ``python -m passport_pipeline.run_health release RUN_ID``: the same for one run, by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dagster import (
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunsFilter,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
+
+from passport_pipeline.run_process import RUN_PROCESS_TAG, ProcessIdentity, judge
+
+RELEASE_COMMAND = "python -m passport_pipeline.run_health release"
+SENSOR_INTERVAL_S = 30
+WATCH_INTERVAL_S = 15
+
+
+def release(instance: DagsterInstance, run: DagsterRun, reason: str) -> None:
+    """Fail ``run`` (if it is not finished) with ``reason`` and free its slots and claims."""
+    if not run.is_finished:
+        instance.report_run_failed(
+            run,
+            f"Run {run.run_id} marked failed: {reason}. Its pool slots and queued claims are "
+            "freed. Re-execute it from failure, or launch the month again.",
+        )
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+
+
+def release_dead_runs(instance: DagsterInstance, job_name: str) -> list[str]:
+    released = []
+    started = instance.get_runs(RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.STARTED]))
+    for run in started:
+        verdict = judge(instance, run)
+        if verdict.gone:
+            release(instance, run, verdict.reason)
+            released.append(run.run_id)
+    return released
+
+
+def dead_runs_sensor(job_name: str):
+    @sensor(
+        name=f"{job_name}_dead_runs",
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        default_status=DefaultSensorStatus.RUNNING,
+    )
+    def release_dead_runs_sensor(context: SensorEvaluationContext):
+        """Fails runs whose process was killed (e.g. kill -9 of `dagster job execute`) and gives
+        their pool slots back. Only runs whose processes ran on this machine are judged."""
+        released = release_dead_runs(context.instance, job_name)
+        if released:
+            context.log.warning(f"released runs whose process is gone: {released}")
+            return SkipReason(f"released {len(released)} dead run(s): {', '.join(released)}")
+        return SkipReason("no STARTED run has lost its process")
+
+    return release_dead_runs_sensor
+
+
+def stale_holder(instance: DagsterInstance, run_id: str) -> str | None:
+    """Why slots held by ``run_id`` will not come back by themselves, or None if they will."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return f"run {run_id} no longer exists"
+    if run.is_finished:
+        return f"run {run_id} ended ({run.status.value}) without giving its slots back"
+    if run.status == DagsterRunStatus.STARTED:
+        verdict = judge(instance, run)
+        if verdict.gone:
+            return f"run {run_id} is still STARTED, but {verdict.reason}"
+    return None
+
+
+def blocked_warnings(instance: DagsterInstance, run_id: str, warned: set[str]) -> Iterator[str]:
+    """Warnings for this run's steps that wait on slots no one will give back."""
+    storage = instance.event_log_storage
+    infos = storage.get_concurrency_infos(sorted(storage.get_concurrency_keys()))
+    for pool, info in infos.items():
+        held = {(slot.run_id, slot.step_key) for slot in info.claimed_slots}
+        waiting = [
+            step
+            for step in info.pending_steps
+            if step.run_id == run_id and (step.run_id, step.step_key) not in held
+        ]
+        holders = sorted({slot.run_id for slot in info.claimed_slots} - {run_id} - warned)
+        for holder in holders if waiting else ():
+            reason = stale_holder(instance, holder)
+            if reason:
+                warned.add(holder)
+                yield (
+                    f"{len(waiting)} step(s) of this run wait for pool '{pool}', whose slots are "
+                    f"held by a run that will not give them back: {reason}. The daemon frees "
+                    f"them within a minute; with no dagster-daemon running, free them with: "
+                    f"{RELEASE_COMMAND} {holder}"
+                )
+
+
+@contextmanager
+def watched_run_process(plan_context) -> Iterator[None]:
+    """While a run executes (in its run process): record the process on the run, and warn when
+    its steps wait on pool slots held by a run that will not give them back."""
+    instance, run_id = plan_context.instance, plan_context.run_id
+    identity = ProcessIdentity.of_this_process(run_id)
+    instance.add_run_tags(run_id, {RUN_PROCESS_TAG: identity.to_tag()})
+    stop = threading.Event()
+
+    def watch() -> None:
+        warned: set[str] = set()
+        while not stop.wait(WATCH_INTERVAL_S):
+            try:
+                for message in blocked_warnings(instance, run_id, warned):
+                    plan_context.log.warning(message)
+            except Exception as error:  # a storage blip must not end the run
+                plan_context.log.debug(f"blocked-claim watch: {error!r}")
+
+    watcher = threading.Thread(target=watch, name="blocked-claim-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(timeout=WATCH_INTERVAL_S)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Free the pool slots of a run whose process died.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    release_parser = sub.add_parser("release", help="fail a dead run and free its slots")
+    release_parser.add_argument("run_id")
+    release_parser.add_argument(
+        "--force",
+        action="store_true",
+        help="also when its process cannot be checked from here (never when it runs here)",
+    )
+    args = parser.parse_args(argv)
+    with DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(args.run_id)
+        if run is None or run.is_finished:
+            instance.event_log_storage.free_concurrency_slots_for_run(args.run_id)
+            print(f"freed the pool slots of run {args.run_id}")
+            return 0
+        verdict = judge(instance, run)
+        if not verdict.gone and (verdict.checked or not args.force):
+            print(f"not releasing run {args.run_id}: {verdict.reason}", file=sys.stderr)
+            return 1
+        release(instance, run, verdict.reason if verdict.gone else "released by hand (--force)")
+        print(f"run {args.run_id} marked failed; its pool slots are freed")
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Many processes claiming one pool's slots at the same instant, on a real PostgreSQL server.
+
+Each claimer is a separate process with its own storage object (as each step process of a
+deployment has), and all of them are released together by a barrier, so the claims race for
+real. Used by ``test_instance_storage.py`` (our storage) and ``bench/pool_claims.py``
+(stock dagster-postgres against ours).
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+from dataclasses import dataclass
+
+POOL = "gemini"
+
+
+@dataclass(frozen=True)
+class Storage:
+    """An event-log storage class by import path, and the database it points at."""
+
+    module: str
+    cls: str
+    postgres_url: str
+
+    def build(self):
+        return getattr(importlib.import_module(self.module), self.cls)(self.postgres_url)
+
+
+def _claimer(storage: Storage, index: int, trials: int, start, done, results) -> None:
+    event_log = storage.build()
+    for trial in range(trials):
+        start.wait()
+        status = event_log.claim_concurrency_slot(POOL, f"trial-{trial}", f"step-{index}")
+        results.put((trial, status.is_claimed))
+        done.wait()
+    event_log.dispose()
+
+
+def claim_race(storage: Storage, claimers: int, trials: int, limit: int) -> list[int]:
+    """Per trial, how many claimers were told they hold a slot of a pool of ``limit``."""
+    event_log = storage.build()
+    event_log.set_concurrency_slots(POOL, limit)
+    context = multiprocessing.get_context("spawn")  # no inherited connections or threads
+    start = context.Barrier(claimers + 1)
+    done = context.Barrier(claimers + 1)
+    results = context.Queue()
+    processes = [
+        context.Process(target=_claimer, args=(storage, i, trials, start, done, results))
+        for i in range(claimers)
+    ]
+    for process in processes:
+        process.start()
+    claimed = []
+    try:
+        for trial in range(trials):
+            start.wait(timeout=120)
+            answers = [results.get(timeout=120) for _ in range(claimers)]
+            assert {t for t, _ in answers} == {trial}
+            claimed.append(sum(is_claimed for _, is_claimed in answers))
+            # The steps end: their slots and queue entries go back before the next race.
+            event_log.free_concurrency_slots_for_run(f"trial-{trial}")
+            done.wait(timeout=120)
+    finally:
+        for process in processes:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
+        event_log.dispose()
+    return claimed

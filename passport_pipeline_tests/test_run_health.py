@@ -1,0 +1,149 @@
+"""A killed `dagster job execute` gives its pool slots back: by the daemon, or by one command
+that the waiting run names.
+
+The production instance (deploy/dagster.yaml on PostgreSQL), the operators' own commands in
+subprocesses, and the paid calls counted at the fake Gemini server.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import psutil
+import pytest
+from dagster import DagsterEventType, DagsterRunStatus
+
+from passport_pipeline.covers_job import GEMINI_POOL
+from passport_pipeline.run_health import RELEASE_COMMAND
+from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.deployment import BIN, Deployment
+from passport_pipeline_tests.servers.fake_gemini import FakeGemini
+
+pytestmark = pytest.mark.postgres
+
+API_KEY = "AIzaTEST-run-health-key-000000000"
+USERS = 6
+POOL = 2
+
+
+@pytest.fixture
+def deployment(tmp_path, postgres_url, instance_url) -> Deployment:
+    write_dataset(
+        postgres_url, [UserRow(i, visits=[(2, october(10))]) for i in range(1, USERS + 1)]
+    )
+    # Each test points GEMINI_BASE_URL at its own servers.
+    deployment = Deployment.with_gemini(
+        tmp_path, postgres_url, "http://127.0.0.1:9", API_KEY, instance_url=instance_url
+    )
+    deployment.set_pool_limit(POOL)
+    return deployment
+
+
+def kill_mid_run(deployment: Deployment, gemini: FakeGemini) -> str:
+    """Start the month, wait until it holds the whole pool, then kill -9 the CLI and every
+    process under it (what closing the operator's terminal or an OOM kill of the group does)."""
+    cli = deployment.start(*deployment.month_command("2026-10"))
+    deadline = time.monotonic() + 120
+    while gemini.in_flight < POOL:
+        assert time.monotonic() < deadline, "the run never reached the pool's width"
+        assert cli.poll() is None, cli.communicate()[0][-3000:]
+        time.sleep(0.2)
+    group = [psutil.Process(cli.pid), *psutil.Process(cli.pid).children(recursive=True)]
+    for process in group:
+        process.kill()
+    cli.communicate(timeout=30)
+    psutil.wait_procs(group, timeout=30)
+    [killed] = deployment.runs()
+    assert killed.status == DagsterRunStatus.STARTED  # nothing else knows it died
+    return killed.run_id
+
+
+def slot_holders(deployment: Deployment) -> set[str]:
+    with deployment.instance() as instance:
+        info = instance.event_log_storage.get_concurrency_info(GEMINI_POOL)
+    return {slot.run_id for slot in info.claimed_slots} | {s.run_id for s in info.pending_steps}
+
+
+def wait_for(condition, what: str, timeout_s: float = 300):
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(1)
+    return value
+
+
+def test_the_daemon_fails_a_killed_run_and_the_next_run_covers_everyone(deployment, postgres_url):
+    daemon = deployment.start(
+        str(BIN / "dagster-daemon"), "run", "-m", "passport_pipeline.definitions"
+    )
+    try:
+        # The first run's calls never finish: it is killed while it holds the whole pool.
+        with FakeGemini(api_keys=[API_KEY], latency_s=300) as hanging:
+            deployment.env["GEMINI_BASE_URL"] = hanging.base_url
+            killed = kill_mid_run(deployment, hanging)
+            assert killed in slot_holders(deployment)
+
+            # No manual step: the daemon's sensor notices the dead process.
+            def failed():
+                with deployment.instance() as instance:
+                    run = instance.get_run_by_id(killed)
+                    return run.status == DagsterRunStatus.FAILURE
+
+            wait_for(failed, "the killed run to be marked failed")
+        assert killed not in slot_holders(deployment)
+        with deployment.instance() as instance:
+            [failure] = instance.all_logs(killed, of_type=DagsterEventType.RUN_FAILURE)
+        assert "is gone" in failure.message and "slots" in failure.message
+
+        with FakeGemini(api_keys=[API_KEY], latency_s=1.0) as gemini:
+            deployment.env["GEMINI_BASE_URL"] = gemini.base_url
+            completed = deployment.execute_month("2026-10")
+            assert completed.returncode == 0, completed.stdout[-3000:]
+            assert gemini.max_in_flight == POOL  # the pool's full width is back
+            assert gemini.generate_requests == USERS  # the killed run stored no cover
+        assert all(cover_urls(postgres_url).values())
+    finally:
+        daemon.kill()
+        daemon.communicate(timeout=60)
+
+
+def test_without_a_daemon_the_waiting_run_names_the_dead_run_and_the_command(
+    deployment, postgres_url
+):
+    with FakeGemini(api_keys=[API_KEY], latency_s=300) as hanging:
+        deployment.env["GEMINI_BASE_URL"] = hanging.base_url
+        killed = kill_mid_run(deployment, hanging)
+
+    with FakeGemini(api_keys=[API_KEY], latency_s=1.0) as gemini:
+        deployment.env["GEMINI_BASE_URL"] = gemini.base_url
+        waiting = deployment.start(*deployment.month_command("2026-10"))
+        try:
+            command = f"{RELEASE_COMMAND} {killed}"
+
+            def warning():
+                with deployment.instance() as instance:
+                    runs = [r for r in instance.get_runs() if r.run_id != killed]
+                    return [
+                        entry.user_message
+                        for run in runs
+                        for entry in instance.all_logs(run.run_id)
+                        if entry.level == logging.WARNING and command in entry.user_message
+                    ]
+
+            [message] = wait_for(warning, "the waiting run to warn", timeout_s=120)
+            assert gemini.generate_requests == 0  # it really was waiting
+            assert f"run {killed} is still STARTED, but its process" in message
+
+            released = deployment.run(*command.replace("python", str(BIN / "python"), 1).split())
+            assert released.returncode == 0, released.stdout + released.stderr
+            output, _ = waiting.communicate(timeout=300)
+            assert waiting.returncode == 0, output[-3000:]
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+        assert gemini.generate_requests == USERS
+        assert gemini.max_in_flight == POOL
+    assert all(cover_urls(postgres_url).values())
+    [dead] = [run for run in deployment.runs() if run.run_id == killed]
+    assert dead.status == DagsterRunStatus.FAILURE
