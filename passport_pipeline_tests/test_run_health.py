@@ -96,6 +96,19 @@ def test_the_daemon_fails_a_killed_run_and_the_next_run_covers_everyone(deployme
             [failure] = instance.all_logs(killed, of_type=DagsterEventType.RUN_FAILURE)
         assert "is gone" in failure.message and "slots" in failure.message
 
+        # The failure sensor then records the users whose step never started, so that the
+        # month's books balance and re-execution from failure would cover them.
+        def never_started() -> set[str]:
+            with deployment.instance() as instance:
+                return {
+                    entry.step_key
+                    for entry in instance.all_logs(killed, of_type=DagsterEventType.STEP_FAILURE)
+                    if "never started" in (entry.dagster_event.message or "")
+                }
+
+        recorded = wait_for(never_started, "the never-started users to be recorded")
+        assert len(recorded) == USERS - POOL
+
         with FakeGemini(api_keys=[API_KEY], latency_s=1.0) as gemini:
             deployment.env["GEMINI_BASE_URL"] = gemini.base_url
             completed = deployment.execute_month("2026-10")
