@@ -19,7 +19,11 @@ import time
 import requests
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from gql import Client, GraphQLRequest
-from gql.transport.exceptions import TransportError, TransportServerError
+from gql.transport.exceptions import (
+    TransportConnectionFailed,
+    TransportError,
+    TransportServerError,
+)
 from gql.transport.requests import RequestsHTTPTransport
 
 from passport_pipeline.covers_job import COVERS_ASSET, JOB_NAME
@@ -94,6 +98,10 @@ class BackendError(Exception):
 
 class WebserverUnavailable(BackendError):
     """No answer from the webserver (down, unreachable, timed out, or a 5xx): retry later."""
+
+
+class NotAllowed(BackendError):
+    """The proxy in front of the webserver refused the request (401/403): check credentials."""
 
 
 class UnknownMonth(BackendError):
@@ -188,8 +196,8 @@ class PassportBackend:
                 tags={PARTITION_TAG: month},
             )
         except DagsterGraphQLClientError as error:
-            if _unreachable(error):
-                raise WebserverUnavailable(str(error)) from error
+            if isinstance(error.__cause__, requests.RequestException | TransportError):
+                raise _transport_error(error.__cause__) from error
             kind = error.args[0] if error.args else ""
             if kind == "RunConfigValidationInvalid":
                 detail = "; ".join(item["message"] for item in error.args[1])
@@ -201,10 +209,8 @@ class PassportBackend:
             data = self._reader.execute(
                 GraphQLRequest(MONTH_QUERY, variable_values={"month": month})
             )
-        except (requests.exceptions.RequestException, TransportServerError) as error:
-            raise WebserverUnavailable(f"the Dagster webserver did not answer: {error}") from error
-        except TransportError as error:
-            raise WebserverUnavailable(f"the Dagster webserver's answer: {error}") from error
+        except (requests.RequestException, TransportError) as error:
+            raise _transport_error(error) from error
         runs_answer, node = data["runsOrError"], data["assetNodeOrError"]
         if runs_answer["__typename"] != "Runs" or node["__typename"] != "AssetNode":
             raise BackendError(f"unexpected answer: {runs_answer} {node['__typename']}")
@@ -246,6 +252,11 @@ def _unknown_month(month: str, partition_keys: list[str]) -> str:
     return f"{month!r} is not a month of {COVERS_ASSET}: months run from {first} to {last}"
 
 
-def _unreachable(error: DagsterGraphQLClientError) -> bool:
-    cause = error.__cause__
-    return isinstance(cause, requests.exceptions.RequestException | TransportServerError)
+def _transport_error(error: Exception) -> BackendError:
+    code = error.code if isinstance(error, TransportServerError) else None
+    if code in (401, 403):
+        return NotAllowed(f"refused by the proxy in front of the webserver ({code}): {error}")
+    unreachable = (requests.RequestException, TransportConnectionFailed)
+    if isinstance(error, unreachable) or (code or 0) >= 500:
+        return WebserverUnavailable(f"the Dagster webserver did not answer: {error}")
+    return BackendError(f"not a GraphQL answer: {error}")

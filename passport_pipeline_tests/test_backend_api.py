@@ -5,8 +5,12 @@ One deployment serves the module; each test uses its own month and users."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,6 +25,7 @@ from passport_pipeline.backend_api import (
     BadUserIds,
     MonthAlreadyRunning,
     NoSuchRun,
+    NotAllowed,
     PassportBackend,
     UnknownMonth,
     WebserverUnavailable,
@@ -166,6 +171,32 @@ def test_a_month_failed_on_the_store_then_reexecuted_reads_as_one_batch(served):
     assert all(stored_file(covers[user_id]).is_file() for user_id in (7, 8))
 
 
+class Refuse(BaseHTTPRequestHandler):
+    """What an authenticating proxy answers a request without valid credentials."""
+
+    def do_POST(self):
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"error": "unauthorized"}')
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def refusing_proxy() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
 def test_errors_the_backend_can_act_on(served):
     backend, _, _, _ = served
     for month in ("2023-12", "2026-13", "2099-01", "October"):
@@ -179,6 +210,9 @@ def test_errors_the_backend_can_act_on(served):
         backend.launch_users("2026-06", ["seven"])
     with pytest.raises(NoSuchRun):
         backend.progress("2026-06")
+
+    with refusing_proxy() as proxy_port, pytest.raises(NotAllowed):
+        PassportBackend("127.0.0.1", proxy_port, timeout=10).progress("2026-10")
 
     nobody = PassportBackend("127.0.0.1", free_port(), timeout=10)
     with pytest.raises(WebserverUnavailable):
