@@ -25,6 +25,7 @@ from passport_pipeline.breaker import record_unusable_and_check
 from passport_pipeline.domain.breaker import HALT_AFTER_UNUSABLE, halt_reason
 from passport_pipeline.domain.images import inspect_image
 from passport_pipeline.domain.keys import WeakSecretError, cover_key
+from passport_pipeline.domain.month_status import TOTAL_TAG, UNKNOWN_USERS_TAG
 from passport_pipeline.domain.months import InvalidMonthError, Month
 from passport_pipeline.domain.prompt import build_prompt
 from passport_pipeline.domain.records import (
@@ -136,6 +137,10 @@ def month_users(
         if unknown:
             context.log.warning(f"skipping user ids that do not exist: {unknown}")
     context.log.info(f"{month}: {len(user_ids)} users to cover")
+    # The app backend reads the run's total over the webserver's GraphQL API (backend_api.py).
+    context.instance.add_run_tags(
+        context.run_id, {TOTAL_TAG: str(len(user_ids)), UNKNOWN_USERS_TAG: json.dumps(unknown)}
+    )
     context.log_event(
         AssetObservation(
             asset_key=COVERS_ASSET,

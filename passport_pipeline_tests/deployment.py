@@ -12,13 +12,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 from dagster import DagsterEventType, DagsterInstance, DagsterRun
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,6 +152,41 @@ class Deployment:
         return json.loads(completed.stdout)
 
     @contextmanager
+    def webserver(self, startup_timeout: float = 240) -> Iterator[int]:
+        """``dagster-webserver`` and ``dagster-daemon run`` (which starts queued runs) on this
+        deployment; yields the webserver's port once the code location is loaded. Both, and
+        every process they start (code servers, runs), are stopped on the way out."""
+        port = free_port()
+        workspace = ["-w", str(REPO / "workspace.yaml")]
+        # Two processes creating a fresh sqlite storage at once collide: create it first.
+        with self.instance():
+            pass
+        processes = [
+            self._serve(
+                "webserver", "dagster-webserver", *workspace, "-h", "127.0.0.1", "-p", str(port)
+            )
+        ]
+        try:
+            _wait_for_location(f"http://127.0.0.1:{port}/graphql", processes[0], startup_timeout)
+            processes.append(self._serve("daemon", "dagster-daemon", "run", *workspace))
+            yield port
+        finally:
+            for process in processes:
+                _stop_group(process)
+
+    def _serve(self, name: str, command: str, *args: str) -> subprocess.Popen:
+        # A session of its own: the group holds the code servers and runs it starts.
+        with (self.root / f"{name}.log").open("w") as log:
+            return subprocess.Popen(
+                [str(BIN / command), *args],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @contextmanager
     def instance(self) -> Iterator[DagsterInstance]:
         # The config reads DAGSTER_PG_URL from this process's environment.
         previous = os.environ.get("DAGSTER_PG_URL")
@@ -190,3 +229,38 @@ class Deployment:
             if path.is_file() and needle.encode() in path.read_bytes():
                 hits.append(path)
         return hits
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_location(url: str, process: subprocess.Popen, timeout: float) -> None:
+    query = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the webserver exited with {process.returncode}"
+        try:
+            answer = requests.post(url, json={"query": query}, timeout=5)
+            if answer.ok and answer.json()["data"]["repositoriesOrError"].get("nodes"):
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"the webserver did not load the code location within {timeout} s")
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    # Children (a code server, a run) may outlive the leader: the group goes with it.
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
