@@ -161,7 +161,7 @@ class PassportBackend:
         if not user_ids:
             # An empty list is a run for nobody; the webserver checks the ids are integers.
             raise BadUserIds("no user ids: give at least one, or launch the whole month")
-        config = {"ops": {"month_users": {"config": {"user_ids": list(user_ids)}}}}
+        config = {"ops": {"passport_covers": {"config": {"user_ids": list(user_ids)}}}}
         return self._launch(month, config)
 
     def progress(self, month: str, run_id: str | None = None) -> MonthProgress:

@@ -1,22 +1,26 @@
-"""The monthly cover job: the month's users → one cover step per user → record the month."""
+"""The month's covers: a graph-backed asset (the month's users → one cover step per user →
+record the month), partitioned by month, and the job that materializes it."""
 
 import json
 from dataclasses import dataclass
 
 from dagster import (
-    AssetMaterialization,
+    AssetKey,
     AssetObservation,
+    AssetsDefinition,
     Config,
+    ConfigMapping,
+    DagsterRun,
     DynamicOut,
     DynamicOutput,
     Failure,
-    JobDefinition,
     MetadataValue,
     OpExecutionContext,
     Out,
     Output,
     RetryPolicy,
-    graph,
+    define_asset_job,
+    graph_asset,
     op,
 )
 from pydantic import Field
@@ -46,10 +50,11 @@ from passport_pipeline.resources.pending_covers import PendingCovers
 COVERS_ASSET = "passport_covers"
 GEMINI_POOL = "gemini"
 HALT_TAG = "passport/halted"
-# Step keys: the first step, its fan-out output, the mapped step (``generate_cover[user_7]``).
-USERS_STEP = "month_users"
+# Step keys, inside the asset's graph: the first step, its fan-out output, and the mapped step
+# (``passport_covers.generate_cover[user_7]``).
+USERS_STEP = f"{COVERS_ASSET}.month_users"
 USERS_OUTPUT = "users"
-COVER_STEP = "generate_cover"
+COVER_STEP = f"{COVERS_ASSET}.generate_cover"
 
 
 class MonthUsersConfig(Config):
@@ -285,8 +290,8 @@ def record_month(
         "skip_reasons": MetadataValue.json(summary.skip_reasons),
         "preview": MetadataValue.md(preview_markdown(summary)),
     }
-    context.log_event(AssetMaterialization(COVERS_ASSET, partition=plan.month, metadata=metadata))
-    return Output(summary.as_metadata(), metadata=summary.as_metadata())
+    # The asset's materialization for the month: the catalog shows this summary.
+    return Output(summary.as_metadata(), metadata=metadata)
 
 
 def _listed(user_ids: list[int], limit: int = 20) -> str:
@@ -321,23 +326,51 @@ def _stop_if_halted(context: OpExecutionContext) -> None:
 JOB_NAME = "monthly_passport_covers"
 
 
-def build_covers_job(retry_policy: RetryPolicy) -> JobDefinition:
-    """The job, with the retry policy chosen by the definitions.
+def build_covers_asset(retry_policy: RetryPolicy) -> AssetsDefinition:
+    """The month's covers as one partitioned asset, with the retry policy of the definitions.
 
     The policy covers the steps that talk to outside systems: a database blip or a model that is
     briefly down is retried; permanent failures raise ``Failure(allow_retries=False)``."""
     cover_step = generate_cover.with_retry_policy(retry_policy)
     users_step = month_users.with_retry_policy(retry_policy)
 
-    @graph(name=JOB_NAME)
-    def monthly_passport_covers():
-        """Every month, a new passport cover for each user who visited places that month."""
-        plan, users = users_step()
-        record_month(plan, users.map(cover_step).collect())
-
-    return monthly_passport_covers.to_job(
-        name=JOB_NAME,
+    @graph_asset(
+        name=COVERS_ASSET,
         partitions_def=monthly_partitions,
-        tags={"passport/lane": "covers"},
-        description=monthly_passport_covers.description,
+        group_name="passports",
+        # Run config stays one level deep: ops: {passport_covers: {config: {user_ids: [3, 7]}}}.
+        config=ConfigMapping(
+            config_fn=_month_users_config, config_schema=month_users.config_schema
+        ),
     )
+    def passport_covers():
+        """A month's passport covers: one new cover for each user who visited places that month,
+        stored and linked to the user's passport. Materializing a month draws the covers that
+        are not stored yet (never paying twice) and records the month's summary."""
+        plan, users = users_step()
+        return record_month(plan, users.map(cover_step).collect())
+
+    return passport_covers
+
+
+def _month_users_config(config: dict) -> dict:
+    return {"month_users": {"config": config}}
+
+
+# Runs of the job share one lane in the run queue: months of a backfill run one after another,
+# each at the pool's full width.
+covers_job = define_asset_job(
+    JOB_NAME,
+    selection=[COVERS_ASSET],
+    tags={"passport/lane": "covers"},
+    description="Every month, a new passport cover for each user who visited places that month.",
+)
+
+
+def is_covers_run(run: DagsterRun) -> bool:
+    """A run of the job, or any other run that materializes the covers: from the asset's page
+    (Dagster's implicit asset job, ``__ASSET_JOB``) or ``materialize`` (an ephemeral job)."""
+    if run.job_name == JOB_NAME or AssetKey(COVERS_ASSET) in (run.asset_selection or ()):
+        return True
+    # Implicit asset jobs are named "__…"; in this code location they can only hold the covers.
+    return run.job_name.startswith("__") and not run.asset_selection

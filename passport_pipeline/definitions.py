@@ -6,11 +6,10 @@ definitions opens no connection and writes no file.
 
 from __future__ import annotations
 
-from dagster import AssetSpec, Definitions, EnvVar
+from dagster import Definitions, EnvVar
 
-from passport_pipeline.covers_job import COVERS_ASSET, build_covers_job
+from passport_pipeline.covers_job import build_covers_asset, covers_job
 from passport_pipeline.executor import covers_executor
-from passport_pipeline.partitions import monthly_partitions
 from passport_pipeline.policies import cover_retry_policy
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
@@ -69,20 +68,12 @@ def resources_for(settings: Settings) -> dict:
 
 
 def build_definitions(settings: Settings) -> Definitions:
-    covers_job = build_covers_job(cover_retry_policy(settings.step_retry_delay_s))
     resources = resources_for(settings)
     return Definitions(
-        assets=[
-            AssetSpec(
-                COVERS_ASSET,
-                partitions_def=monthly_partitions,
-                description="The month's passport covers, written by monthly_passport_covers.",
-                group_name="passports",
-            )
-        ],
+        assets=[build_covers_asset(cover_retry_policy(settings.step_retry_delay_s))],
         jobs=[covers_job],
         schedules=[monthly_covers_schedule(covers_job)],
-        sensors=[*stopped_month_sensors(covers_job), dead_runs_sensor(covers_job.name)],
+        sensors=[*stopped_month_sensors(covers_job.name), dead_runs_sensor(covers_job.name)],
         resources=resources,
         executor=covers_executor(settings.max_concurrent_steps, resources),
     )

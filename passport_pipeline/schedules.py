@@ -13,51 +13,55 @@ from dagster import (
     DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
-    JobDefinition,
     RunStatusSensorContext,
     SensorDefinition,
     build_schedule_from_partitioned_job,
     run_status_sensor,
 )
 
-from passport_pipeline.covers_job import COVERS_ASSET
+from passport_pipeline.covers_job import COVERS_ASSET, is_covers_run
 from passport_pipeline.progress import run_progress
 from passport_pipeline.unstarted_steps import record_unstarted_user_steps
 
 
-def monthly_covers_schedule(job: JobDefinition):
+def monthly_covers_schedule(job):
+    """The monthly schedule of ``job`` (the covers' asset job)."""
     return build_schedule_from_partitioned_job(
         job,
         name=f"{job.name}_schedule",
         description=(
-            "Runs the month that just ended, on the 1st at 02:00 Asia/Seoul "
-            "(2025-01-01 02:00 KST → partition 2024-12)."
+            "Each tick runs the month that just ended: the tick on the 1st of a month at 02:00 "
+            "Asia/Seoul runs the previous month's partition (2026-12-01 02:00 KST runs 2026-11; "
+            "2027-01-01 02:00 KST runs 2026-12)."
         ),
         default_status=DefaultScheduleStatus.RUNNING,
     )
 
 
-def stopped_month_sensors(job: JobDefinition) -> list[SensorDefinition]:
+def stopped_month_sensors(job_name: str) -> list[SensorDefinition]:
     """One sensor for failed runs of the job, one for canceled ones; each records the run's
     users that never started and the run's counts on its month."""
     return [
-        _stopped_month_sensor(job, DagsterRunStatus.FAILURE, "failures", "failed"),
-        _stopped_month_sensor(job, DagsterRunStatus.CANCELED, "cancellations", "canceled"),
+        _stopped_month_sensor(job_name, DagsterRunStatus.FAILURE, "failures", "failed"),
+        _stopped_month_sensor(job_name, DagsterRunStatus.CANCELED, "cancellations", "canceled"),
     ]
 
 
 def _stopped_month_sensor(
-    job: JobDefinition, status: DagsterRunStatus, name: str, label: str
+    job_name: str, status: DagsterRunStatus, name: str, label: str
 ) -> SensorDefinition:
+    # Every job of the code location is watched: a month materialized from the asset's page runs
+    # as Dagster's implicit asset job, not as the covers job.
     @run_status_sensor(
         run_status=status,
-        name=f"{job.name}_{name}",
-        monitored_jobs=[job],
+        name=f"{job_name}_{name}",
         default_status=DefaultSensorStatus.RUNNING,
         description=f"Records a {label} run's unstarted users and counts on its month.",
     )
     def record_stopped_month(context: RunStatusSensorContext):
         run = context.dagster_run
+        if not is_covers_run(run):
+            return
         record_unstarted_user_steps(context.instance, run.run_id)
         month = run.tags.get("dagster/partition")
         if not month:

@@ -231,7 +231,7 @@ def test_the_readme_documents_work_over_plain_http(served):
             "repositoryName": "__repository__",
             "jobName": "monthly_passport_covers",
         },
-        "runConfigData": {"ops": {"month_users": {"config": {"user_ids": [5]}}}},
+        "runConfigData": {"ops": {"passport_covers": {"config": {"user_ids": [5]}}}},
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2026-07"}]},
     }
 
@@ -243,7 +243,7 @@ def test_the_readme_documents_work_over_plain_http(served):
 
     bad = {
         **execution_params,
-        "runConfigData": {"ops": {"month_users": {"config": {"user_ids": ["x"]}}}},
+        "runConfigData": {"ops": {"passport_covers": {"config": {"user_ids": ["x"]}}}},
     }
     refused = post(LAUNCH_MUTATION, {"executionParams": bad})["launchRun"]
     assert refused["__typename"] == "RunConfigValidationInvalid"

@@ -11,9 +11,10 @@ from dagster import (
     Failure,
     build_op_context,
     build_run_status_sensor_context,
+    materialize,
 )
 
-from passport_pipeline.covers_job import MonthPlan, build_covers_job, record_month
+from passport_pipeline.covers_job import MonthPlan, build_covers_asset, record_month
 from passport_pipeline.definitions import defs
 from passport_pipeline.domain.images import inspect_image
 from passport_pipeline.domain.records import CoverRecord, CoverStatus
@@ -31,27 +32,31 @@ USERS = [
 ]
 
 
-# The production policy, with delays short enough for a test suite.
-covers_job = build_covers_job(cover_retry_policy(delay_s=0.05))
+# The production asset, with retry delays short enough for a test suite.
+covers = build_covers_asset(cover_retry_policy(delay_s=0.05))
 
 
 def run(resources: dict, instance: DagsterInstance, month: str = "2026-10", **config):
-    return covers_job.execute_in_process(
+    return materialize(
+        [covers],
         resources=resources,
         instance=instance,
         partition_key=month,
-        run_config={"ops": {"month_users": {"config": config}}} if config else None,
+        run_config={"ops": {"passport_covers": {"config": config}}} if config else None,
         raise_on_error=False,
     )
 
 
 def month_metadata(result) -> dict:
-    [materialization] = result.asset_materializations_for_node("record_month")
+    [materialization] = result.asset_materializations_for_node("passport_covers")
     return {key: value.value for key, value in materialization.metadata.items()}
 
 
 def outputs_by_user(result) -> dict[int, dict]:
-    return {record.user_id: record for record in result.output_for_node("generate_cover").values()}
+    return {
+        record.user_id: record
+        for record in result.output_for_node("passport_covers.generate_cover").values()
+    }
 
 
 def error_chain(error) -> str:
@@ -149,8 +154,8 @@ def test_a_failed_upload_leaves_the_passport_untouched(
         return sorted(e.step_key for e in result.all_events if e.event_type == event_type)
 
     assert steps(DagsterEventType.STEP_FAILURE) == [
-        "generate_cover[user_1]",
-        "generate_cover[user_2]",
+        "passport_covers.generate_cover[user_1]",
+        "passport_covers.generate_cover[user_2]",
     ]
     assert len(steps(DagsterEventType.STEP_UP_FOR_RETRY)) == 2 * COVER_STEP_RETRIES
     assert set(cover_urls(app_db_url).values()) == {None}
@@ -170,7 +175,7 @@ def test_unreachable_database_fails_the_first_step_with_a_clear_message(tmp_path
     result = run(resources, instance)
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
-    assert failure.step_key == "month_users"
+    assert failure.step_key == "passport_covers.month_users"
     assert "cannot reach the app database at postgresql+psycopg2://postgres@127.0.0.1:5999/app" in (
         error_chain(failure.step_failure_data.error)
     )
@@ -227,10 +232,13 @@ def test_an_older_month_never_moves_a_passport_backwards(app_db_url, local_resou
         event.step_key: event.step_output_data.metadata["linked"].value
         for event in september.all_events
         if event.event_type == DagsterEventType.STEP_OUTPUT
-        and event.step_key != "month_users"
+        and event.step_key != "passport_covers.month_users"
         and "linked" in event.step_output_data.metadata
     }
-    assert linked == {"generate_cover[user_1]": False, "generate_cover[user_2]": True}
+    assert linked == {
+        "passport_covers.generate_cover[user_1]": False,
+        "passport_covers.generate_cover[user_2]": True,
+    }
     # The month's summary does not count a kept later cover as a relink either.
     again = run(local_resources, instance, month="2026-09")
     assert month_metadata(again)["reused"] == 2
@@ -249,10 +257,10 @@ def test_a_weak_key_secret_stops_the_run_before_any_user_step(
     result = run(resources, instance)
     assert not result.success
     failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
-    assert [e.step_key for e in failures] == ["month_users"]
+    assert [e.step_key for e in failures] == ["passport_covers.month_users"]
     assert "PASSPORT_KEY_SECRET" in failures[0].step_failure_data.error.message
     started = [e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_START]
-    assert started == ["month_users"]
+    assert started == ["passport_covers.month_users"]
     assert [
         e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY
     ] == []
@@ -272,18 +280,3 @@ def test_a_month_with_users_unaccounted_for_is_not_recorded_as_done(sqlite_url, 
     assert "3 of 4 planned users of 2026-10 have neither a cover nor a failure" in message
     assert "users 2, 7, 9" in message and "Launch the month 2026-10 again" in message
     assert raised.value.metadata["missing_user_ids"].value == [2, 7, 9]
-
-
-def test_a_non_canonical_partition_key_is_refused_by_name(local_resources, instance):
-    write_dataset(local_resources["app_db"].url, USERS)
-    result = covers_job.execute_in_process(
-        resources=local_resources,
-        instance=instance,
-        tags={"dagster/partition": "2026-10 "},
-        raise_on_error=False,
-    )
-    assert not result.success
-    [failure] = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
-    assert "'2026-10 ' is not written as a month key: launch it as '2026-10'" in (
-        failure.step_failure_data.error.message
-    )

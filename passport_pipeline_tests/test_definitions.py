@@ -41,7 +41,7 @@ def test_dagster_definitions_validate(tmp_path):
 
 
 def test_the_job_schedule_and_asset_are_defined():
-    job = defs.get_job_def("monthly_passport_covers")
+    job = defs.resolve_job_def("monthly_passport_covers")
     assert job.partitions_def.get_partition_keys()[0] == "2024-01"
     schedule = defs.resolve_schedule_def("monthly_passport_covers_schedule")
     assert schedule.default_status is DefaultScheduleStatus.RUNNING
@@ -52,9 +52,17 @@ def test_the_job_schedule_and_asset_are_defined():
     assert covers.partitions_def == job.partitions_def
     sensor = defs.resolve_sensor_def("monthly_passport_covers_failures")
     assert sensor.default_status is DefaultSensorStatus.RUNNING
-    cover_step = job.graph.node_named("generate_cover").definition
-    assert cover_step.pool == "gemini"
-    assert job.graph.node_named("generate_cover").retry_policy.max_retries == 2
+    assert defs.resolve_sensor_def("monthly_passport_covers_cancellations")
+    # The covers are a real, graph-backed asset: the month's users → a cover step per user
+    # (pool gemini, retried) → the month's record; the job materializes it, one lane per run.
+    [asset] = [
+        a for a in defs.resolve_asset_graph().assets_defs if a.key.path == ["passport_covers"]
+    ]
+    assert asset.is_executable and asset.node_def.name == "passport_covers"
+    cover_node = asset.node_def.node_named("generate_cover")
+    assert cover_node.definition.pool == "gemini"
+    assert cover_node.retry_policy.max_retries == 2
+    assert job.tags["passport/lane"] == "covers"
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,9 @@ def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
             for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_START)
         }
         assert never_started.isdisjoint(started)
-        assert never_started | started >= {f"generate_cover[user_{u.id}]" for u in USERS}
+        assert never_started | started >= {
+            f"passport_covers.generate_cover[user_{u.id}]" for u in USERS
+        }
 
     # What the UI's "Re-execute → From failure" runs, as our command runs it.
     gemini.latency_s = 0
@@ -116,7 +118,9 @@ def test_the_ui_from_failure_selection_includes_every_user_without_a_cover(
 ):
     run_id = interrupt_half_way(deployment, gemini, deployment.month_command("2026-10"))
     uncovered = {
-        f"generate_cover[user_{u}]" for u, url in cover_urls(postgres_url).items() if not url
+        f"passport_covers.generate_cover[user_{u}]"
+        for u, url in cover_urls(postgres_url).items()
+        if not url
     }
     assert uncovered
     # The UI's button, the run retry daemon and ReexecutionOptions.from_failure all select steps
@@ -128,7 +132,7 @@ def test_the_ui_from_failure_selection_includes_every_user_without_a_cover(
             instance, instance.get_run_by_id(run_id)
         )
     assert uncovered <= set(steps)
-    assert "record_month" in steps
+    assert "passport_covers.record_month" in steps
     # Users whose step finished are not run again (one cut off after its upload is, and reuses
     # the stored cover at no cost: see the test above).
     assert set(deployment.step_keys(run_id, DagsterEventType.STEP_SUCCESS)).isdisjoint(steps)
@@ -179,7 +183,9 @@ def test_a_weak_key_secret_fails_the_run_before_any_user_step(deployment, gemini
     assert completed.returncode != 0
     assert message in completed.stdout + completed.stderr
     [run] = deployment.runs()
-    assert deployment.step_keys(run.run_id, DagsterEventType.STEP_START) == ["month_users"]
+    assert deployment.step_keys(run.run_id, DagsterEventType.STEP_START) == [
+        "passport_covers.month_users"
+    ]
     assert deployment.step_keys(run.run_id, DagsterEventType.STEP_UP_FOR_RETRY) == []
     assert gemini.generate_requests == 0
 
@@ -204,13 +210,15 @@ def test_a_cover_whose_upload_failed_is_uploaded_later_without_paying_again(
     month_folder.parent.mkdir(parents=True)
     month_folder.write_text("not a folder")
     user_ids = [1, 2, 3]
-    config = {"ops": {"month_users": {"config": {"user_ids": user_ids}}}}
+    config = {"ops": {"passport_covers": {"config": {"user_ids": user_ids}}}}
     first = deployment.execute_month("2026-10", config)
     assert first.returncode != 0
     [run] = deployment.runs()
     # Each user's step ran three times (the retry policy); the model was asked once per user.
     retried = deployment.step_keys(run.run_id, DagsterEventType.STEP_UP_FOR_RETRY)
-    assert retried == sorted(f"generate_cover[user_{u}]" for u in user_ids for _ in range(2))
+    assert retried == sorted(
+        f"passport_covers.generate_cover[user_{u}]" for u in user_ids for _ in range(2)
+    )
     assert gemini.generate_requests == 3
     assert not any(cover_urls(postgres_url).values())
 
@@ -230,5 +238,7 @@ def test_a_missing_bucket_fails_the_run_before_any_paid_call(deployment, gemini,
     assert completed.returncode != 0
     assert "bucket passport-test-no-such-bucket does not exist" in completed.stderr
     [run] = deployment.runs()
-    assert deployment.step_keys(run.run_id, DagsterEventType.STEP_START) == ["month_users"]
+    assert deployment.step_keys(run.run_id, DagsterEventType.STEP_START) == [
+        "passport_covers.month_users"
+    ]
     assert gemini.generate_requests == 0

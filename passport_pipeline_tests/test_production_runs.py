@@ -21,7 +21,7 @@ USERS = [
     )
     for user_id in range(1, 21)
 ]
-COVER_STEPS = sorted(f"generate_cover[user_{u.id}]" for u in USERS)
+COVER_STEPS = sorted(f"passport_covers.generate_cover[user_{u.id}]" for u in USERS)
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_failures_do_not_hold_back_the_rest_and_reexecution_finishes_the_month(
     urls = cover_urls(postgres_url)
     assert {u for u, url in urls.items() if url} == {u.id for u in USERS} - BLOCKED
     failed = deployment.step_keys(run.run_id, DagsterEventType.STEP_FAILURE)
-    assert failed == sorted(f"generate_cover[user_{u}]" for u in BLOCKED)
+    assert failed == sorted(f"passport_covers.generate_cover[user_{u}]" for u in BLOCKED)
     assert deployment.step_keys(run.run_id, DagsterEventType.STEP_UP_FOR_RETRY) == []
     assert gemini.generate_requests == 20  # refused content is not retried
     progress = deployment.progress("2026-10")
@@ -81,7 +81,8 @@ def test_failures_do_not_hold_back_the_rest_and_reexecution_finishes_the_month(
     _, reexecution = deployment.runs()
     assert reexecution.parent_run_id == run.run_id
     assert deployment.step_keys(reexecution.run_id, DagsterEventType.STEP_START) == sorted(
-        [f"generate_cover[user_{u}]" for u in BLOCKED] + ["record_month"]
+        [f"passport_covers.generate_cover[user_{u}]" for u in BLOCKED]
+        + ["passport_covers.record_month"]
     )
     assert gemini.generate_requests == 3
     assert all(cover_urls(postgres_url).values())
@@ -99,8 +100,11 @@ def test_failures_do_not_hold_back_the_rest_and_reexecution_finishes_the_month(
 @pytest.mark.parametrize(
     ("month", "message"),
     [
-        ("2026-13", "month '2026-13' is not a month key: the month must be 01 to 12, not 13"),
-        ("October", "month 'October' is not a month key: expected YYYY-MM"),
+        # Not a month key: Dagster refuses it before it creates a run.
+        ("2026-13", "time data '2026-13' does not match format"),
+        ("October", "time data 'October' does not match format"),
+        ("2026-10 ", "time data '2026-10 ' does not match format"),
+        # A month key, but not a partition yet: the first step refuses it.
         ("2031-01", "2031-01 is not a month this job covers: months run from 2024-01"),
     ],
 )
@@ -109,6 +113,10 @@ def test_a_bad_month_is_refused_by_name_before_any_work(deployment, gemini, mont
     assert completed.returncode != 0
     assert message in completed.stdout + completed.stderr
     assert gemini.get_requests == gemini.generate_requests == 0
+    for run in deployment.runs():
+        assert deployment.step_keys(run.run_id, DagsterEventType.STEP_START) == [
+            "passport_covers.month_users"
+        ]
 
 
 def test_a_bad_key_stops_the_run_before_any_paid_call(deployment, gemini):
@@ -118,7 +126,9 @@ def test_a_bad_key_stops_the_run_before_any_paid_call(deployment, gemini):
     assert "Gemini rejected the API key" in completed.stdout + completed.stderr
     assert gemini.generate_requests == 0
     [run] = deployment.runs()
-    assert deployment.step_keys(run.run_id, DagsterEventType.STEP_START) == ["month_users"]
+    assert deployment.step_keys(run.run_id, DagsterEventType.STEP_START) == [
+        "passport_covers.month_users"
+    ]
     assert deployment.files_containing("AIzaWRONG-key-99999999999") == []
 
 
@@ -182,7 +192,7 @@ def test_every_answer_class_behaves_as_documented_and_the_key_never_leaks(
     assert completed.returncode != 0
     [run] = deployment.runs()
     expected_failed = sorted(
-        f"generate_cover[user_{i}]"
+        f"passport_covers.generate_cover[user_{i}]"
         for i, (_, end) in enumerate(ANSWERS.values(), start=1)
         if end == "failed"
     )
@@ -218,7 +228,7 @@ def test_fallback_stores_a_local_cover_for_a_refused_prompt(deployment, gemini, 
         [output] = [
             entry.dagster_event.step_output_data.metadata
             for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_OUTPUT)
-            if entry.dagster_event.step_key == "generate_cover[user_1]"
+            if entry.dagster_event.step_key == "passport_covers.generate_cover[user_1]"
         ]
     assert output["fallback"].value is True
     assert output["model"].value == "local-renderer"
@@ -232,7 +242,7 @@ def test_covers_land_in_s3_and_passports_point_at_them(
         s3_env, PASSPORT_S3_PREFIX="prod", PASSPORT_PUBLIC_BASE_URL="https://covers.example"
     )
     completed = deployment.execute_month(
-        "2026-10", {"ops": {"month_users": {"config": {"user_ids": [1, 2, 3, 4]}}}}
+        "2026-10", {"ops": {"passport_covers": {"config": {"user_ids": [1, 2, 3, 4]}}}}
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     bucket = s3_env["PASSPORT_S3_BUCKET"]

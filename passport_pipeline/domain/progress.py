@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
-USER_STEP = re.compile(r"^generate_cover\[(?P<mapping_key>[^\]]+)\]$")
+USER_STEP = re.compile(r"^(?:[^[\]]+\.)?generate_cover\[(?P<mapping_key>[^\]]+)\]$")
 
 
 class StepEventKind(StrEnum):
