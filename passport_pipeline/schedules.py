@@ -50,11 +50,13 @@ def stopped_month_sensors(job_name: str) -> list[SensorDefinition]:
 def _stopped_month_sensor(
     job_name: str, status: DagsterRunStatus, name: str, label: str
 ) -> SensorDefinition:
-    # Every job of the code location is watched: a month materialized from the asset's page runs
-    # as Dagster's implicit asset job, not as the covers job.
+    # Every run is watched, then filtered: a month materialized from the asset's page runs as
+    # Dagster's implicit asset job, and a `dagster job execute` run's origin is not this code
+    # location as the daemon loads it (a sensor limited to the location never sees those).
     @run_status_sensor(
         run_status=status,
         name=f"{job_name}_{name}",
+        monitor_all_code_locations=True,
         default_status=DefaultSensorStatus.RUNNING,
         description=f"Records a {label} run's unstarted users and counts on its month.",
     )
