@@ -2,6 +2,8 @@
 record the month), partitioned by month, and the job that materializes it."""
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from dagster import (
@@ -10,6 +12,7 @@ from dagster import (
     AssetsDefinition,
     Config,
     ConfigMapping,
+    DagsterExecutionInterruptedError,
     DagsterRun,
     DynamicOut,
     DynamicOutput,
@@ -175,6 +178,38 @@ def generate_cover(
     so re-running a month never pays twice; a cover paid for whose upload failed is kept on
     this machine and uploaded by the next attempt. The passport is updated only after the
     upload, and only forward: never from a later month's cover back to this month's."""
+    with _ends_as_canceled(task):
+        return _cover_user(
+            context, task, app_db, image_model, image_store, cover_keys, pending_covers
+        )
+
+
+@contextmanager
+def _ends_as_canceled(task: UserTask) -> Iterator[None]:
+    # Dagster turns an interrupt inside a step with a retry policy into "up for retry": a
+    # terminated run would show its steps waiting to retry forever. The run was stopped on
+    # purpose, so the step ends, named as canceled; re-execution from failure runs it again.
+    try:
+        yield
+    except (DagsterExecutionInterruptedError, KeyboardInterrupt):
+        raise Failure(
+            f"user {task.user_id}: canceled: the run was stopped while this user's cover was "
+            "being made; nothing was linked (an image already paid for is kept for the next "
+            "attempt). Re-execute the run from failure to finish the user.",
+            metadata={"user_id": task.user_id, "canceled": True},
+            allow_retries=False,
+        ) from None
+
+
+def _cover_user(
+    context: OpExecutionContext,
+    task: UserTask,
+    app_db: AppDatabase,
+    image_model: ImageModel,
+    image_store: ImageStore,
+    cover_keys: CoverKeys,
+    pending_covers: PendingCovers,
+) -> Output[CoverRecord]:
     month = Month.parse(task.month)
     _stop_if_halted(context)
     passport = app_db.latest_passport(task.user_id)

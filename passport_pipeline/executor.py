@@ -9,7 +9,9 @@ resource imports lazily on first use (its SQLAlchemy dialect, the S3 client, the
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from dagster import (
     ConfigurableResource,
@@ -21,6 +23,7 @@ from dagster import (
     multiprocess_executor,
 )
 
+from passport_pipeline.progress import publish_progress
 from passport_pipeline.run_health import watched_run_process
 from passport_pipeline.unstarted_steps import record_unstarted_user_steps
 
@@ -33,6 +36,8 @@ STEP_WORKER_MODULES = (
     "dagster._cli.api",
 )
 FREEZE_MODULE = "passport_pipeline.forkserver_freeze"
+# How often the run page's progress is brought up to date while a month runs.
+PROGRESS_INTERVAL_S = 15
 # Image decoders that Pillow registers on first open (every step checks its image).
 IMAGE_CHECK_MODULES = ("PIL.PngImagePlugin", "PIL.JpegImagePlugin", "PIL.WebPImagePlugin")
 
@@ -68,7 +73,7 @@ class _CoversExecutor(Executor):
 
     def execute(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:
         try:
-            with watched_run_process(plan_context):
+            with watched_run_process(plan_context), _publishing_progress(plan_context):
                 yield from self._inner.execute(plan_context, execution_plan)
         except BaseException:
             # Ctrl-C, Terminate, or the executor itself failing: its steps have all ended.
@@ -80,6 +85,32 @@ class _CoversExecutor(Executor):
                     "failed-month sensor and `python -m passport_pipeline.reexecute` will"
                 )
             raise
+
+
+@contextmanager
+def _publishing_progress(plan_context) -> Iterator[None]:
+    """While the run executes, keep its progress on the run page (a run tag, no events)."""
+    instance, run_id = plan_context.instance, plan_context.run_id
+    stop = threading.Event()
+
+    def publish() -> None:
+        try:
+            publish_progress(instance, run_id)
+        except Exception as error:  # progress is for people: it must never end a run
+            plan_context.log.debug(f"progress not published: {error!r}")
+
+    def loop() -> None:
+        while not stop.wait(PROGRESS_INTERVAL_S):
+            publish()
+
+    thread = threading.Thread(target=loop, name="progress-publisher", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=PROGRESS_INTERVAL_S)
+        publish()
 
 
 @executor(

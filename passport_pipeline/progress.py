@@ -1,7 +1,7 @@
 """Progress of a month's covers, read from Dagster's durable event log.
 
     python -m passport_pipeline.progress --partition 2026-10 [--covers] [--json]
-    python -m passport_pipeline.progress --run RUN_ID
+    python -m passport_pipeline.progress --run RUN_ID [--watch]
 
 Counts cover the run and all of its re-executions (its run group): total, completed, failed,
 skipped, in flight, remaining, percent and elapsed — the facts the old progress endpoint gave,
@@ -18,7 +18,7 @@ import time
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, RunsFilter
 
-from passport_pipeline.covers_job import COVERS_ASSET, JOB_NAME
+from passport_pipeline.covers_job import COVERS_ASSET, is_covers_run
 from passport_pipeline.domain.months import InvalidMonthError, Month
 from passport_pipeline.domain.progress import (
     InFlight,
@@ -28,7 +28,11 @@ from passport_pipeline.domain.progress import (
     compute_progress,
     cover_step_intervals,
     in_flight,
+    progress_line,
 )
+
+PROGRESS_TAG = "passport/progress"
+WATCH_INTERVAL_S = 2.0
 
 _KINDS = {
     DagsterEventType.STEP_START: StepEventKind.START,
@@ -40,14 +44,25 @@ _KINDS = {
 
 
 def latest_run_id(instance: DagsterInstance, month: Month) -> str | None:
-    runs = instance.get_runs(
-        RunsFilter(
-            job_name=JOB_NAME,
-            tags={"dagster/partition": month.key},
-        ),
-        limit=1,
-    )
-    return runs[0].run_id if runs else None
+    """The month's newest run of the covers, from the job, the asset's page or the CLI."""
+    runs = instance.get_runs(RunsFilter(tags={"dagster/partition": month.key}), limit=50)
+    return next((run.run_id for run in runs if is_covers_run(run)), None)
+
+
+def run_status(instance: DagsterInstance, run_id: str) -> str:
+    """The status of the newest run of the run's group: queued, started, success, failure,
+    canceled, … (lower case)."""
+    group = instance.get_run_group(run_id)
+    runs = group[1] if group else []
+    newest = max(runs, key=lambda run: instance.get_run_record_by_id(run.run_id).create_timestamp)
+    return newest.status.value.lower()
+
+
+def publish_progress(instance: DagsterInstance, run_id: str) -> None:
+    """Show the month's progress on the run (tag ``passport/progress``): the run page shows it,
+    and updating a tag adds no event to the log."""
+    progress, _ = run_progress(instance, run_id)
+    instance.add_run_tags(run_id, {PROGRESS_TAG: progress_line(progress)})
 
 
 def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFlight]:
@@ -68,12 +83,14 @@ def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFl
                 if "total" in metadata:
                     total = int(metadata["total"].value)
                 continue
-            status = None
+            status, cost = None, 0.0
             if event.event_type is DagsterEventType.STEP_OUTPUT:
-                value = event.step_output_data.metadata.get("status")
-                status = value.value if value is not None else None
+                metadata = event.step_output_data.metadata
+                status = metadata["status"].value if "status" in metadata else None
+                if "estimated_cost_usd" in metadata:
+                    cost = float(metadata["estimated_cost_usd"].value)
             events.append(
-                StepEvent(event.step_key, _KINDS[event.event_type], entry.timestamp, status)
+                StepEvent(event.step_key, _KINDS[event.event_type], entry.timestamp, status, cost)
             )
     records = instance.get_run_records(RunsFilter(run_ids=run_ids))
     starts = [r.start_time for r in records if r.start_time]
@@ -94,6 +111,46 @@ def month_summary(instance: DagsterInstance, month: Month) -> dict | None:
     return {key: value.value for key, value in metadata.items()}
 
 
+def report_for(instance: DagsterInstance, run_id: str, month: Month | None, covers: bool) -> dict:
+    progress, steps_in_flight = run_progress(instance, run_id)
+    report = {
+        "run_id": run_id,
+        "status": run_status(instance, run_id),
+        **progress.as_dict(),
+        "max_in_flight": steps_in_flight.max,
+        "mean_in_flight": steps_in_flight.mean,
+    }
+    if covers and month is not None:
+        report["summary"] = month_summary(instance, month)
+    return report
+
+
+def watch(instance: DagsterInstance, run_id: str) -> dict:
+    """A live progress bar until the run (and its re-executions so far) has finished."""
+    from tqdm import tqdm
+
+    with tqdm(unit="user", dynamic_ncols=True) as bar:
+        while True:
+            report = report_for(instance, run_id, None, covers=False)
+            done = report["completed"] + report["failed"] + report["skipped"]
+            bar.total = report["total"]
+            bar.n = done
+            bar.set_postfix(
+                failed=report["failed"],
+                in_flight=report["in_flight"],
+                cost=f"${report['estimated_cost_usd']:.2f}",
+                status=report["status"],
+                refresh=False,
+            )
+            bar.refresh()
+            if report["status"] in FINISHED:
+                return report
+            time.sleep(WATCH_INTERVAL_S)
+
+
+FINISHED = {"success", "failure", "canceled"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     target = parser.add_mutually_exclusive_group(required=True)
@@ -101,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     target.add_argument("--run", help="a run id")
     parser.add_argument("--covers", action="store_true", help="also show the month's summary")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--watch", action="store_true", help="a live progress bar until done")
     args = parser.parse_args(argv)
 
     instance = DagsterInstance.get()
@@ -113,21 +171,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(error))
         run_id = latest_run_id(instance, month)
         if run_id is None:
-            print(f"no run of {JOB_NAME} for {month} yet", file=sys.stderr)
+            print(f"no run of the covers for {month} yet", file=sys.stderr)
             return 1
     try:
-        progress, steps_in_flight = run_progress(instance, run_id)
+        if args.watch:
+            watch(instance, run_id)
+        report = report_for(instance, run_id, month, args.covers)
     except LookupError as error:
         print(error, file=sys.stderr)
         return 1
-    report = {
-        "run_id": run_id,
-        **progress.as_dict(),
-        "max_in_flight": steps_in_flight.max,
-        "mean_in_flight": steps_in_flight.mean,
-    }
-    if args.covers and month is not None:
-        report["summary"] = month_summary(instance, month)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:

@@ -97,6 +97,15 @@ def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
             f"passport_covers.generate_cover[user_{u.id}]" for u in USERS
         }
 
+    # A stop is a stop: interrupted steps end as canceled, not "up for retry", and the run
+    # page's progress tag says where the month stands.
+    assert deployment.step_keys(run_id, DagsterEventType.STEP_UP_FOR_RETRY) == []
+    canceled = {key for key, message in failures.items() if ": canceled: the run was" in message}
+    assert canceled | never_started == set(failures)
+    [run] = deployment.runs()
+    assert run.tags["passport/progress"].startswith(f"{len(USERS)} of {len(USERS)} users done")
+    assert progress["status"] in ("canceled", "failure")
+
     # What the UI's "Re-execute → From failure" runs, as our command runs it.
     gemini.latency_s = 0
     again = deployment.reexecute(run_id)
@@ -111,6 +120,12 @@ def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
     progress = deployment.progress("2026-10")
     assert (progress["completed"], progress["failed"], progress["remaining"]) == (12, 0, 0)
     assert progress["summary"]["total"] == 12
+    assert progress["status"] == "success"
+    watched = deployment.run(
+        sys.executable, "-m", "passport_pipeline.progress", "--run", run_id, "--watch"
+    )
+    assert watched.returncode == 0, watched.stderr
+    assert "12/12" in watched.stderr and "status: success" in watched.stdout
 
 
 def test_the_ui_from_failure_selection_includes_every_user_without_a_cover(

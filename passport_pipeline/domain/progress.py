@@ -24,6 +24,7 @@ class StepEvent:
     kind: StepEventKind
     timestamp: float
     status: str | None = None  # a cover record's status, on OUTPUT events
+    cost_usd: float = 0.0  # the estimated cost of the model calls, on OUTPUT events
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Progress:
     remaining: int | None
     percent: float | None
     elapsed_s: float
+    estimated_cost_usd: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -63,6 +65,7 @@ def compute_progress(
             state[user] = "failed"
         elif event.kind in (StepEventKind.START, StepEventKind.RETRY):
             state[user] = "in_flight"
+    cost = sum(e.cost_usd for e in events if e.kind is StepEventKind.OUTPUT)
     counts = {name: 0 for name in ("completed", "failed", "skipped", "in_flight", "output")}
     for value in state.values():
         counts[value] += 1
@@ -80,6 +83,19 @@ def compute_progress(
         remaining=remaining,
         percent=percent,
         elapsed_s=round(max(ended_at - started_at, 0.0), 1),
+        estimated_cost_usd=round(cost, 4),
+    )
+
+
+def progress_line(progress: Progress) -> str:
+    """One line for people, as the run's tag shows it while the month runs."""
+    total = "?" if progress.total is None else progress.total
+    done = progress.completed + progress.failed + progress.skipped
+    percent = "" if progress.percent is None else f" ({progress.percent:g}%)"
+    return (
+        f"{done} of {total} users done{percent}: {progress.completed} covered, "
+        f"{progress.failed} failed, {progress.skipped} skipped; {progress.remaining} remaining, "
+        f"{progress.in_flight} in flight; ${progress.estimated_cost_usd:.2f} so far"
     )
 
 

@@ -7,6 +7,7 @@ from passport_pipeline.domain.progress import (
     compute_progress,
     cover_step_intervals,
     in_flight,
+    progress_line,
 )
 
 K = StepEventKind
@@ -40,6 +41,7 @@ def test_counts_and_percent_mid_run():
         "remaining": 2,
         "percent": 60.0,
         "elapsed_s": 10.0,
+        "estimated_cost_usd": 0.0,
     }
 
 
@@ -85,3 +87,33 @@ def test_step_intervals_pair_each_attempt_start_with_its_end():
 )
 def test_in_flight(intervals, peak, mean):
     assert in_flight(intervals) == InFlight(peak, mean)
+
+
+@pytest.mark.parametrize(
+    ("costs", "expected"),
+    [([0.039, 0.039, 0.0], 0.078), ([], 0.0), ([0.0195] * 3, 0.0585)],
+)
+def test_cost_so_far_sums_the_outputs(costs, expected):
+    log = [
+        StepEvent(f"passport_covers.generate_cover[user_{i}]", K.OUTPUT, i, "generated", cost)
+        for i, cost in enumerate(costs)
+    ]
+    assert compute_progress(len(costs), log, 0, 1).estimated_cost_usd == expected
+
+
+@pytest.mark.parametrize(
+    ("total", "line"),
+    [
+        (4, "2 of 4 users done (50%): 1 covered, 1 failed, 0 skipped; 2 remaining, 1 in flight;"),
+        (None, "2 of ? users done: 1 covered, 1 failed, 0 skipped; None remaining, 1 in flight;"),
+    ],
+)
+def test_progress_line_reads_as_the_run_page_shows_it(total, line):
+    log = [
+        StepEvent("passport_covers.generate_cover[user_1]", K.OUTPUT, 1, "generated", 0.039),
+        StepEvent("passport_covers.generate_cover[user_1]", K.SUCCESS, 2),
+        StepEvent("passport_covers.generate_cover[user_2]", K.FAILURE, 3),
+        StepEvent("passport_covers.generate_cover[user_3]", K.START, 4),
+    ]
+    text = progress_line(compute_progress(total, log, 0, 5))
+    assert text.startswith(line) and text.endswith("$0.04 so far")
