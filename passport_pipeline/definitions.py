@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dagster import AssetSpec, Definitions, EnvVar
 
+from passport_pipeline.alerts import alert_resources_for, month_alert_sensors
 from passport_pipeline.covers_job import COVERS_ASSET, build_covers_job
 from passport_pipeline.executor import covers_executor
 from passport_pipeline.partitions import monthly_partitions
@@ -82,8 +83,12 @@ def build_definitions(settings: Settings) -> Definitions:
         ],
         jobs=[covers_job],
         schedules=[monthly_covers_schedule(covers_job)],
-        sensors=[*stopped_month_sensors(covers_job), dead_runs_sensor(covers_job.name)],
-        resources=resources,
+        sensors=[
+            *stopped_month_sensors(covers_job),
+            dead_runs_sensor(covers_job.name),
+            *month_alert_sensors(covers_job, settings.alerts.ui_url),
+        ],
+        resources={**resources, **alert_resources_for(settings)},
         executor=covers_executor(settings.max_concurrent_steps, resources),
     )
 
