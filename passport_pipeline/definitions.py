@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dagster import Definitions, EnvVar
 
+from passport_pipeline.alerts import alert_resources_for, month_alert_sensors
 from passport_pipeline.covers_job import build_covers_asset, covers_job
 from passport_pipeline.executor import covers_executor
 from passport_pipeline.policies import cover_retry_policy
@@ -73,8 +74,12 @@ def build_definitions(settings: Settings) -> Definitions:
         assets=[build_covers_asset(cover_retry_policy(settings.step_retry_delay_s))],
         jobs=[covers_job],
         schedules=[monthly_covers_schedule(covers_job)],
-        sensors=[*stopped_month_sensors(covers_job.name), dead_runs_sensor(covers_job.name)],
-        resources=resources,
+        sensors=[
+            *stopped_month_sensors(covers_job.name),
+            dead_runs_sensor(covers_job.name),
+            *month_alert_sensors(covers_job.name, settings.alerts.ui_url),
+        ],
+        resources={**resources, **alert_resources_for(settings)},
         executor=covers_executor(settings.max_concurrent_steps, resources),
     )
 

@@ -1,15 +1,17 @@
 """The one place environment variables are read.
 
 Reading them builds plain values; nothing here connects, creates a file or logs. Secrets
-(``GEMINI_API_KEY``, ``PASSPORT_KEY_SECRET``, AWS credentials) are never read into these
+(``GEMINI_API_KEY``, ``PASSPORT_KEY_SECRET``, AWS credentials, the alert channels' SMTP
+password, Slack webhook URL and token) are never read into these
 values: resources receive them as ``EnvVar`` and resolve them when a step runs.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 
 IMAGE_MODELS = ("local", "gemini")
@@ -17,10 +19,32 @@ IMAGE_STORES = ("local", "s3")
 DEFAULT_HOME = "~/.passport_pipeline"
 DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-image"
+SMTP_TLS_MODES = {"starttls": 587, "ssl": 465, "none": 25}  # each mode's usual port
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value the pipeline cannot use."""
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where alerts of stopped months go; each channel is off unless configured. The SMTP
+    password, Slack webhook URL and Slack token stay in the environment (resources get EnvVar)."""
+
+    smtp_host: str | None = None
+    smtp_port: int = SMTP_TLS_MODES["starttls"]
+    smtp_tls: str = "starttls"
+    smtp_user: str | None = None
+    smtp_password_in_env: bool = False
+    email_from: str | None = None
+    email_to: tuple[str, ...] = ()
+    slack_webhook_in_env: bool = False
+    slack_token_in_env: bool = False
+    slack_channel: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    timeout_s: float = 10.0
+    ui_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +68,7 @@ class Settings:
     s3_bucket: str | None
     s3_prefix: str
     public_base_url: str | None
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def local_store_root(self) -> Path:
@@ -122,7 +147,108 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         s3_bucket=s3_bucket,
         s3_prefix=(get("PASSPORT_S3_PREFIX", "") or "").strip("/"),
         public_base_url=(get("PASSPORT_PUBLIC_BASE_URL") or "").rstrip("/") or None,
+        alerts=_alert_settings(get),
     )
+
+
+_EMAIL_VARIABLES = [
+    f"PASSPORT_ALERT_{name}"
+    for name in ("SMTP_PORT", "SMTP_TLS", "SMTP_USER", "SMTP_PASSWORD", "EMAIL_FROM", "EMAIL_TO")
+]
+
+
+def _alert_settings(get: Callable[..., str | None]) -> AlertSettings:
+    host = get("PASSPORT_ALERT_SMTP_HOST")
+    if host is None:
+        for name in _EMAIL_VARIABLES:
+            if get(name) is not None:
+                raise SettingsError(
+                    f"{name} is set but PASSPORT_ALERT_SMTP_HOST is not: email alerts stay off "
+                    "without a mail server; set PASSPORT_ALERT_SMTP_HOST or unset " + name
+                )
+    tls = _choice(
+        get("PASSPORT_ALERT_SMTP_TLS", "starttls"), tuple(SMTP_TLS_MODES), "PASSPORT_ALERT_SMTP_TLS"
+    )
+    port = _integer(
+        get("PASSPORT_ALERT_SMTP_PORT", str(SMTP_TLS_MODES[tls])), "PASSPORT_ALERT_SMTP_PORT"
+    )
+    if port > 65535:
+        raise SettingsError(f"PASSPORT_ALERT_SMTP_PORT={port} is not a port (1-65535)")
+    user = get("PASSPORT_ALERT_SMTP_USER")
+    password_in_env = get("PASSPORT_ALERT_SMTP_PASSWORD") is not None
+    if host is not None:
+        if (user is None) != (not password_in_env):
+            raise SettingsError(
+                "PASSPORT_ALERT_SMTP_USER and PASSPORT_ALERT_SMTP_PASSWORD go together: "
+                "set both to log in to the mail server, or neither"
+            )
+        if password_in_env and tls == "none" and host not in ("127.0.0.1", "localhost", "::1"):
+            raise SettingsError(
+                f"PASSPORT_ALERT_SMTP_TLS=none would send the SMTP password to {host} "
+                "unencrypted: use starttls or ssl"
+            )
+    email_from = get("PASSPORT_ALERT_EMAIL_FROM")
+    addresses = (get("PASSPORT_ALERT_EMAIL_TO") or "").split(",")
+    email_to = tuple(address.strip() for address in addresses if address.strip())
+    if host is not None:
+        if not email_to:
+            raise SettingsError(
+                "PASSPORT_ALERT_SMTP_HOST is set but PASSPORT_ALERT_EMAIL_TO is not: "
+                "name who gets the alerts (comma-separated addresses)"
+            )
+        if email_from is None:
+            raise SettingsError(
+                "PASSPORT_ALERT_SMTP_HOST is set but PASSPORT_ALERT_EMAIL_FROM is not: "
+                "name the sender address the mail server accepts"
+            )
+        for name, address in [("PASSPORT_ALERT_EMAIL_FROM", email_from)] + [
+            ("PASSPORT_ALERT_EMAIL_TO", a) for a in email_to
+        ]:
+            if "@" not in parseaddr(address)[1]:
+                raise SettingsError(f"{name}: {address!r} is not an email address")
+    webhook = get("PASSPORT_ALERT_SLACK_WEBHOOK_URL")
+    token_in_env = get("PASSPORT_ALERT_SLACK_TOKEN") is not None
+    channel = get("PASSPORT_ALERT_SLACK_CHANNEL")
+    if webhook is not None and token_in_env:
+        raise SettingsError(
+            "set PASSPORT_ALERT_SLACK_WEBHOOK_URL or PASSPORT_ALERT_SLACK_TOKEN, not both"
+        )
+    if webhook is not None and not webhook.startswith(("https://", "http://")):
+        # The URL is a secret: the message names the variable, never its value.
+        raise SettingsError("PASSPORT_ALERT_SLACK_WEBHOOK_URL is not an http(s) URL")
+    if token_in_env and channel is None:
+        raise SettingsError(
+            "PASSPORT_ALERT_SLACK_TOKEN needs PASSPORT_ALERT_SLACK_CHANNEL (e.g. #passport-ops)"
+        )
+    if channel is not None and not token_in_env:
+        raise SettingsError(
+            "PASSPORT_ALERT_SLACK_CHANNEL is set but PASSPORT_ALERT_SLACK_TOKEN is not "
+            "(a webhook posts to the channel it was made for)"
+        )
+    return AlertSettings(
+        smtp_host=host,
+        smtp_port=port,
+        smtp_tls=tls,
+        smtp_user=user,
+        smtp_password_in_env=password_in_env,
+        email_from=email_from,
+        email_to=email_to,
+        slack_webhook_in_env=webhook is not None,
+        slack_token_in_env=token_in_env,
+        slack_channel=channel,
+        slack_api_url=_http_url(
+            get("PASSPORT_ALERT_SLACK_API_URL", DEFAULT_SLACK_API_URL),
+            "PASSPORT_ALERT_SLACK_API_URL",
+        ),
+        timeout_s=_seconds(get("PASSPORT_ALERT_TIMEOUT_S", "10"), "PASSPORT_ALERT_TIMEOUT_S"),
+        ui_url=_http_url(get("PASSPORT_UI_URL"), "PASSPORT_UI_URL"),
+    )
+
+
+def _http_url(value: str | None, name: str) -> str | None:
+    if value is not None and not value.startswith(("https://", "http://")):
+        raise SettingsError(f"{name}={value!r} is not an http(s) URL")
+    return value
 
 
 def _choice(value: str, allowed: tuple[str, ...], name: str) -> str:
