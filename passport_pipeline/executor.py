@@ -72,19 +72,20 @@ class _CoversExecutor(Executor):
         return self._inner.step_dependency_config
 
     def execute(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:
-        try:
-            with watched_run_process(plan_context), _publishing_progress(plan_context):
-                yield from self._inner.execute(plan_context, execution_plan)
-        except BaseException:
-            # Ctrl-C, Terminate, or the executor itself failing: its steps have all ended.
+        # The progress is published once more on the way out, after the stop is recorded.
+        with watched_run_process(plan_context), _publishing_progress(plan_context):
             try:
-                record_unstarted_user_steps(plan_context.instance, plan_context.run_id)
-            except Exception as error:  # the stop itself must still reach Dagster
-                plan_context.log.warning(
-                    f"could not record the users whose step never started ({error}); the "
-                    "failed-month sensor and `python -m passport_pipeline.reexecute` will"
-                )
-            raise
+                yield from self._inner.execute(plan_context, execution_plan)
+            except BaseException:
+                # Ctrl-C, Terminate, or the executor itself failing: its steps have all ended.
+                try:
+                    record_unstarted_user_steps(plan_context.instance, plan_context.run_id)
+                except Exception as error:  # the stop itself must still reach Dagster
+                    plan_context.log.warning(
+                        f"could not record the users whose step never started ({error}); the "
+                        "failed-month sensor and `python -m passport_pipeline.reexecute` will"
+                    )
+                raise
 
 
 @contextmanager
