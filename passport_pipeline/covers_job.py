@@ -185,6 +185,7 @@ def generate_cover(
             task.user_id, month.key, CoverStatus.REUSED, passport.id, existing.key, existing.url
         )
         metadata = {"key": existing.key, "linked": linked, "model_calls": 0}
+        metadata.update(image_store.cover_metadata(existing.url))
         return Output(record, metadata={"status": record.status.value, **metadata})
     image = pending_covers.find(stem)
     kept = image is not None
@@ -221,6 +222,7 @@ def generate_cover(
         # An earlier attempt paid for this image and could not store it; this one stored it.
         "uploaded_kept_image": kept,
         **image.metadata,
+        **image_store.cover_metadata(stored.url),
     }
     return Output(record, metadata={"status": record.status.value, **metadata})
 
@@ -283,7 +285,7 @@ def record_month(
         "relinked": relinked,
         "unknown_user_ids": MetadataValue.json(plan.unknown_user_ids),
         "skip_reasons": MetadataValue.json(summary.skip_reasons),
-        "preview": MetadataValue.md(preview_markdown(summary)),
+        "preview": MetadataValue.md(preview_markdown(summary, image_store.preview_src)),
     }
     context.log_event(AssetMaterialization(COVERS_ASSET, partition=plan.month, metadata=metadata))
     return Output(summary.as_metadata(), metadata=summary.as_metadata())
