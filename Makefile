@@ -10,7 +10,7 @@ DEMO_MONTH ?= 2026-10
 DEMO_ENV = PASSPORT_HOME=$${PASSPORT_HOME:-$(DEMO_HOME)} \
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(DEMO_HOME)/dagster}
 
-.PHONY: install demo test lint dev bench clean
+.PHONY: install browser demo test lint dev bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,20 @@ demo: $(STAMP)
 	@$(DEMO_ENV) sh -c 'echo "Covers: $$PASSPORT_HOME/images/covers/$(DEMO_MONTH)/"; \
 		echo "Passports updated in $$PASSPORT_HOME/app.sqlite3. Open the UI with: make dev"'
 
-test: $(STAMP)
+# The UI test (passport_pipeline_tests/test_ui.py) drives Debian's Chromium through its
+# chromium-driver; no browser is ever downloaded. Installed here when missing (as root).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+		else \
+			echo "The UI test needs Chromium: sudo apt-get install -y chromium chromium-driver" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

@@ -225,6 +225,7 @@ def _cover_user(
             task.user_id, month.key, CoverStatus.REUSED, passport.id, existing.key, existing.url
         )
         metadata = {"key": existing.key, "linked": linked, "model_calls": 0}
+        metadata.update(image_store.cover_metadata(existing.url))
         return Output(record, metadata={"status": record.status.value, **metadata})
     image = pending_covers.find(stem)
     kept = image is not None
@@ -261,6 +262,7 @@ def _cover_user(
         # An earlier attempt paid for this image and could not store it; this one stored it.
         "uploaded_kept_image": kept,
         **image.metadata,
+        **image_store.cover_metadata(stored.url),
     }
     return Output(record, metadata={"status": record.status.value, **metadata})
 
@@ -323,7 +325,7 @@ def record_month(
         "relinked": relinked,
         "unknown_user_ids": MetadataValue.json(plan.unknown_user_ids),
         "skip_reasons": MetadataValue.json(summary.skip_reasons),
-        "preview": MetadataValue.md(preview_markdown(summary)),
+        "preview": MetadataValue.md(preview_markdown(summary, image_store.preview_src)),
     }
     # The asset's materialization for the month: the catalog shows this summary.
     return Output(summary.as_metadata(), metadata=metadata)

@@ -59,6 +59,16 @@ def outputs_by_user(result) -> dict[int, dict]:
     }
 
 
+def step_output_metadata(result, user_id: int) -> dict:
+    """What the UI shows for a user's step output."""
+    [event] = [
+        event
+        for event in result.all_node_events
+        if event.is_successful_output and event.step_key == f"generate_cover[user_{user_id}]"
+    ]
+    return {key: value.value for key, value in event.step_output_data.metadata.items()}
+
+
 def error_chain(error) -> str:
     """The messages of a step's error and of every error that caused it."""
     messages = []
@@ -97,7 +107,13 @@ def test_month_run_covers_every_visitor(app_db_url, local_resources, instance):
         "failed": 0,
         "estimated_cost_usd": 0.0,
     }
-    assert urls[1] in metadata["preview"] and urls[2] in metadata["preview"]
+    # Covers kept on this machine show in the UI as data: thumbnails (test_ui.py: in a browser).
+    preview = metadata["preview"]
+    for user_id in (1, 2):
+        assert f"![cover of user {user_id}](data:image/jpeg;base64," in preview
+        step = step_output_metadata(result, user_id)
+        assert step["cover"] == str(store._path(outputs_by_user(result)[user_id].key))
+        assert step["cover_preview"].startswith("![cover](data:image/jpeg;base64,")
     assert_every_cover_url_exists(app_db_url, store)
 
 

@@ -4,9 +4,13 @@ that answers with Gemini's documented JSON."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+import requests
 from dagster import DagsterEventType
 
+from passport_pipeline.domain.images import inspect_image
 from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.deployment import Deployment
 from passport_pipeline_tests.servers.fake_gemini import FakeGemini, Reply
@@ -259,3 +263,32 @@ def test_covers_land_in_s3_and_passports_point_at_them(
         else:
             assert url is None
     assert deployment.files_containing(API_KEY) == []
+
+
+def test_private_s3_covers_are_previewed_and_linked_through_presigned_links(
+    deployment, gemini, moto_s3, s3_env
+):
+    deployment.env.update(s3_env)
+    completed = deployment.execute_month(
+        "2026-10", {"ops": {"month_users": {"config": {"user_ids": [1, 2]}}}}
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    [run] = deployment.runs()
+    with deployment.instance() as instance:
+        [month] = instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+        outputs = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_OUTPUT)
+    preview = month.dagster_event.event_specific_data.materialization.metadata["preview"].value
+    sources = re.findall(r"!\[cover of user (\d+)\]\(([^)]+)\)", preview)
+    assert [user_id for user_id, _ in sources] == ["1", "2"]
+    links = {
+        event.step_key: event.dagster_event.event_specific_data.metadata["cover"].value
+        for event in outputs
+        if event.step_key.startswith("generate_cover")
+    }
+    assert sorted(links) == ["generate_cover[user_1]", "generate_cover[user_2]"]
+    # What the operator's browser does with each: a plain GET of a covers' private object.
+    for url in [src for _, src in sources] + list(links.values()):
+        assert "Signature=" in url
+        answer = requests.get(url, timeout=10)
+        assert answer.status_code == 200
+        assert inspect_image(answer.content).mime_type == "image/png"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import threading
 import warnings
@@ -17,6 +18,9 @@ _FORMATS = {
     "GIF": ("image/gif", "gif"),
 }
 MIN_SIDE = 64
+# A preview thumbnail: six fit in a metadata event of about 30 KB (see thumbnail_data_uri).
+THUMBNAIL_MAX_SIDE = 160
+THUMBNAIL_JPEG_QUALITY = 70
 DEFAULT_MAX_IMAGE_BYTES = 20_000_000  # 20 MB: far above any real cover (a few MB at most)
 # catch_warnings swaps the process-wide filter list: one thread at a time, or two threads'
 # restores can leave each other's filter in place.
@@ -90,3 +94,25 @@ def extension_for_mime(mime_type: str) -> str | None:
         if known_mime == mime_type.lower():
             return extension
     return None
+
+
+def thumbnail_data_uri(data: bytes, max_side: int = THUMBNAIL_MAX_SIDE) -> str:
+    """A small JPEG of the image as a ``data:`` URI, for a page that cannot fetch the original.
+
+    The Dagster UI shows ``data:`` images in markdown metadata (its sanitizer allows the
+    ``data`` protocol for ``src``), while a browser refuses ``file://`` images on an ``http://``
+    page: this is how a cover kept on this machine is seen in the UI."""
+    out = io.BytesIO()
+    try:
+        with _open_refusing_bombs(data) as image:
+            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            image.convert("RGB").save(out, format="JPEG", quality=THUMBNAIL_JPEG_QUALITY)
+    except (
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+    ) as error:
+        raise InvalidImageError(f"no thumbnail of these {len(data)} bytes ({error})") from error
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from passport_pipeline.domain.records import CoverRecord, CoverStatus
@@ -19,7 +20,8 @@ class MonthSummary:
     skipped: int
     failed: int
     skip_reasons: dict[str, int]
-    preview_urls: tuple[str, ...]
+    # (user id, cover URL) of the first covers by user id, for the month's preview.
+    preview: tuple[tuple[int, str], ...]
     estimated_cost_usd: float = 0.0
 
     def as_metadata(self) -> dict[str, int | str]:
@@ -52,7 +54,7 @@ def summarize_month(
         if record.status is CoverStatus.SKIPPED
     )
     preview = tuple(
-        record.url
+        (record.user_id, record.url)
         for record in sorted(by_user.values(), key=lambda r: r.user_id)
         if record.url and record.status is not CoverStatus.SKIPPED
     )[:PREVIEW_COUNT]
@@ -64,16 +66,40 @@ def summarize_month(
         skipped=statuses[CoverStatus.SKIPPED],
         failed=sum(1 for user_id in planned_user_ids if user_id not in by_user),
         skip_reasons=dict(reasons),
-        preview_urls=preview,
+        preview=preview,
         estimated_cost_usd=round(sum(r.estimated_cost_usd for r in by_user.values()), 4),
     )
 
 
-def preview_markdown(summary: MonthSummary) -> str:
-    if not summary.preview_urls:
+def preview_markdown(summary: MonthSummary, image_src: Callable[[str], str | None]) -> str:
+    """The month's covers as a row of images, each under its user id.
+
+    ``image_src`` turns a cover URL into one the operator's browser can load from the Dagster
+    UI (the store decides: a public or presigned https URL, or a ``data:`` thumbnail), or None
+    when it has none; such a cover is named by its URL instead."""
+    if not summary.preview:
         return "_no covers this month_"
-    lines = []
-    for url in summary.preview_urls:
-        # The UI can show images it can fetch over HTTP(S); other URLs are listed as links.
-        lines.append(f"![cover]({url})" if url.startswith("https://") else f"- `{url}`")
+    heads, cells, unseen = [], [], []
+    for user_id, url in summary.preview:
+        src = image_src(url)
+        if src is None:
+            unseen.append(f"- user {user_id}: `{url}`")
+            continue
+        heads.append(f"user {user_id}")
+        cells.append(f"![cover of user {user_id}]({src})")
+    lines = [_covers_shown(summary, len(cells))]
+    if cells:
+        # A one-row table keeps the thumbnails side by side, each under its user.
+        lines += ["", _row(heads), _row([":-:"] * len(cells)), _row(cells)]
+    if unseen:
+        lines += ["", "Not viewable here:", *unseen]
     return "\n".join(lines)
+
+
+def _covers_shown(summary: MonthSummary, shown: int) -> str:
+    stored = summary.generated + summary.reused
+    return f"{shown} of the {stored} covers of {summary.month} (lowest user ids first)"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"

@@ -9,11 +9,23 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from botocore.exceptions import ClientError
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, MetadataValue
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
+from passport_pipeline.domain.images import (
+    THUMBNAIL_MAX_SIDE,
+    InvalidImageError,
+    thumbnail_data_uri,
+)
+
 COVER_FILE_MODE = 0o644
+# A presigned preview link's life: SigV4's longest (7 days). The month's preview keeps working
+# for a week after the run; later, the step and the store still name every cover.
+PRESIGNED_URL_TTL_S = 7 * 24 * 3600
+# A user step's own thumbnail is smaller than the month's (about 3.5 KB against 5 KB): it is
+# written once per user.
+STEP_THUMBNAIL_SIDE = 120
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,15 @@ class ImageStore(ConfigurableResource):
     def step_modules(self) -> tuple[str, ...]:
         """Modules a cover step imports only when it first uses this store (see executor.py)."""
         return ()
+
+    def preview_src(self, url: str) -> str | None:
+        """An image source for the cover at ``url`` that a browser showing the Dagster UI can
+        load, or None if there is none (the cover is gone, or not in this store)."""
+        return None
+
+    def cover_metadata(self, url: str) -> dict[str, MetadataValue]:
+        """What a user's step shows about its cover in the UI: a link the browser can open."""
+        return {}
 
 
 class LocalImageStore(ImageStore):
@@ -86,8 +107,34 @@ class LocalImageStore(ImageStore):
         return StoredObject(key, path.as_uri())
 
     def exists_at(self, url: str) -> bool:
+        return self._file_at(url) is not None
+
+    def _file_at(self, url: str) -> Path | None:
         parsed = urlparse(url)
-        return parsed.scheme == "file" and Path(unquote(parsed.path)).is_file()
+        path = Path(unquote(parsed.path))
+        return path if parsed.scheme == "file" and path.is_file() else None
+
+    def preview_src(self, url: str, max_side: int = THUMBNAIL_MAX_SIDE) -> str | None:
+        # A browser refuses file:// images on the UI's http:// page; a data: thumbnail it shows.
+        path = self._file_at(url)
+        if path is None:
+            return None
+        try:
+            return thumbnail_data_uri(path.read_bytes(), max_side)
+        except InvalidImageError:
+            return None
+
+    def cover_metadata(self, url: str) -> dict[str, MetadataValue]:
+        # No link to a local file opens from the UI (file:// and data: navigations are blocked
+        # from an http:// page): the path to copy, and the cover itself as a thumbnail.
+        path = self._file_at(url)
+        if path is None:
+            return {}
+        metadata: dict[str, MetadataValue] = {"cover": MetadataValue.path(str(path))}
+        src = self.preview_src(url, STEP_THUMBNAIL_SIDE)
+        if src is not None:
+            metadata["cover_preview"] = MetadataValue.md(f"![cover]({src})")
+        return metadata
 
 
 class S3ImageStore(ImageStore):
@@ -159,6 +206,24 @@ class S3ImageStore(ImageStore):
             return url[len(self.public_base_url.rstrip("/")) + 1 :]
         s3_prefix = f"s3://{self.bucket}/"
         return url[len(s3_prefix) :] if url.startswith(s3_prefix) else None
+
+    def preview_src(self, url: str) -> str | None:
+        if self.public_base_url and url.startswith(self.public_base_url.rstrip("/") + "/"):
+            return url
+        key = self._key_from_url(url)
+        if key is None:
+            return None
+        # Covers are private: a signed link that expires, never a public object. Signing is
+        # local (no request to S3).
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": key},
+            ExpiresIn=PRESIGNED_URL_TTL_S,
+        )
+
+    def cover_metadata(self, url: str) -> dict[str, MetadataValue]:
+        src = self.preview_src(url)
+        return {} if src is None else {"cover": MetadataValue.url(src)}
 
     def exists_at(self, url: str) -> bool:
         key = self._key_from_url(url)

@@ -1,3 +1,4 @@
+import base64
 import io
 import struct
 import zlib
@@ -10,6 +11,7 @@ from passport_pipeline.domain.images import (
     InvalidImageError,
     extension_for_mime,
     inspect_image,
+    thumbnail_data_uri,
 )
 
 
@@ -83,3 +85,23 @@ def test_an_image_above_the_byte_limit_is_refused_before_decoding():
 )
 def test_extension_for_mime(mime, extension):
     assert extension_for_mime(mime) == extension
+
+
+@pytest.mark.parametrize(
+    ("image_format", "mode", "size", "thumbnail_size"),
+    [("PNG", "RGB", (768, 1024), (120, 160)), ("WEBP", "RGBA", (1024, 512), (160, 80))],
+)
+def test_a_thumbnail_is_a_small_jpeg_data_uri_of_the_same_shape(
+    image_format, mode, size, thumbnail_size
+):
+    uri = thumbnail_data_uri(encode(image_format, size, mode))
+    prefix = "data:image/jpeg;base64,"
+    assert uri.startswith(prefix)
+    with Image.open(io.BytesIO(base64.b64decode(uri[len(prefix) :]))) as thumbnail:
+        assert (thumbnail.format, thumbnail.size) == ("JPEG", thumbnail_size)
+        assert thumbnail.getpixel((10, 10)) == pytest.approx((120, 30, 40), abs=6)
+
+
+def test_a_thumbnail_of_bad_bytes_is_refused():
+    with pytest.raises(InvalidImageError):
+        thumbnail_data_uri(b"not an image")

@@ -35,23 +35,53 @@ def test_counts_each_outcome_and_planned_users_without_a_record_as_failed():
         "estimated_cost_usd": 0.039,
     }
     assert summary.skip_reasons == {"user has no passport": 1, "no visits in 2026-10": 1}
-    assert summary.preview_urls == ("s3://b/covers/1.png", "s3://b/covers/2.png")
+    assert summary.preview == ((1, "s3://b/covers/1.png"), (2, "s3://b/covers/2.png"))
 
 
-def test_preview_shows_https_covers_as_images_and_others_as_links():
+def test_preview_is_the_first_six_stored_covers_by_user_id():
+    stored = {9: CoverStatus.GENERATED, 3: CoverStatus.GENERATED, 8: CoverStatus.REUSED}
+    stored |= {1: CoverStatus.REUSED, 5: CoverStatus.GENERATED, 7: CoverStatus.GENERATED}
     records = [
-        record(1, CoverStatus.GENERATED, "https://cdn.example/covers/1.png"),
-        record(2, CoverStatus.GENERATED, "file:///tmp/covers/2.png"),
+        record(user_id, status, f"s3://b/{user_id}.png") for user_id, status in stored.items()
     ]
-    markdown = preview_markdown(summarize_month("2026-10", [1, 2], records))
-    assert "![cover](https://cdn.example/covers/1.png)" in markdown
-    assert "- `file:///tmp/covers/2.png`" in markdown
+    records.append(record(2, CoverStatus.SKIPPED, reason="user has no passport"))
+    summary = summarize_month("2026-10", list(range(1, 10)), records)
+    assert [user_id for user_id, _ in summary.preview] == [1, 3, 5, 7, 8, 9]
+
+
+def test_preview_shows_each_cover_as_an_image_under_its_user():
+    records = [
+        record(1, CoverStatus.GENERATED, "s3://b/covers/1.png"),
+        record(2, CoverStatus.REUSED, "s3://b/covers/2.png"),
+    ]
+    sources = {"s3://b/covers/1.png": "https://signed/1", "s3://b/covers/2.png": "data:image/x"}
+    markdown = preview_markdown(summarize_month("2026-10", [1, 2], records), sources.get)
+    assert markdown.splitlines() == [
+        "2 of the 2 covers of 2026-10 (lowest user ids first)",
+        "",
+        "| user 1 | user 2 |",
+        "| :-: | :-: |",
+        "| ![cover of user 1](https://signed/1) | ![cover of user 2](data:image/x) |",
+    ]
+
+
+def test_a_cover_the_store_cannot_show_is_named_by_its_url():
+    records = [
+        record(1, CoverStatus.GENERATED, "file:///gone/1.png"),
+        record(2, CoverStatus.GENERATED, "file:///covers/2.png"),
+    ]
+    sources = {"file:///covers/2.png": "data:image/jpeg;base64,AA"}
+    markdown = preview_markdown(summarize_month("2026-10", [1, 2], records), sources.get)
+    assert "| ![cover of user 2](data:image/jpeg;base64,AA) |" in markdown
+    assert "cover of user 1" not in markdown
+    assert markdown.endswith("Not viewable here:\n- user 1: `file:///gone/1.png`")
+    assert markdown.startswith("1 of the 2 covers of 2026-10")
 
 
 def test_empty_month():
     summary = summarize_month("2026-10", [], [])
     assert (summary.total, summary.failed) == (0, 0)
-    assert preview_markdown(summary) == "_no covers this month_"
+    assert preview_markdown(summary, lambda url: url) == "_no covers this month_"
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,10 @@
+import base64
+import io
 import stat
 
 import pytest
+from dagster import MetadataValue
+from PIL import Image
 
 from passport_pipeline.domain.months import Month
 from passport_pipeline.resources.cover_keys import CoverKeys
@@ -75,3 +79,38 @@ def test_a_weak_secret_file_is_named(tmp_path):
     with pytest.raises(ValueError, match=f"the key secret file {secret_file} holds 4 characters"):
         CoverKeys(secret_file=str(secret_file)).check()
     CoverKeys(secret="long-enough-secret-0123").check()
+
+
+def cover_png(size=(768, 1024)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (20, 40, 90)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def decoded_size(uri: str) -> tuple[int, int]:
+    prefix = "data:image/jpeg;base64,"
+    assert uri.startswith(prefix)
+    with Image.open(io.BytesIO(base64.b64decode(uri[len(prefix) :]))) as image:
+        return image.size
+
+
+def test_a_local_cover_is_previewed_as_a_data_thumbnail(store):
+    # The UI's page is http://: a browser shows no file:// image there (see test_ui.py).
+    stored = store.put("covers/2026-10/abc.png", cover_png(), "image/png")
+    assert decoded_size(store.preview_src(stored.url)) == (120, 160)
+
+
+def test_no_preview_for_a_missing_or_broken_cover(store, tmp_path):
+    assert store.preview_src((tmp_path / "gone.png").as_uri()) is None
+    assert store.preview_src("s3://bucket/covers/abc.png") is None
+    broken = store.put("covers/2026-10/bad.png", b"\x89PNG broken", "image/png")
+    assert store.preview_src(broken.url) is None
+
+
+def test_a_users_step_shows_the_covers_path_and_a_thumbnail(store):
+    stored = store.put("covers/2026-10/abc.png", cover_png(), "image/png")
+    metadata = store.cover_metadata(stored.url)
+    assert metadata["cover"] == MetadataValue.path(str(store._path(stored.key)))
+    markdown = metadata["cover_preview"].value
+    assert markdown.startswith("![cover](data:image/jpeg;base64,") and markdown.endswith(")")
+    assert decoded_size(markdown[len("![cover](") : -1]) == (90, 120)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from urllib.parse import parse_qs, urlparse
+
 import pytest
+import requests
 from botocore.exceptions import ClientError
-from dagster import build_resources
+from dagster import MetadataValue, build_resources
 from dagster_aws.s3 import S3Resource
 
 from passport_pipeline.definitions import image_store_for
-from passport_pipeline.resources.image_store import S3ImageStore, StoredObject
+from passport_pipeline.resources.image_store import (
+    PRESIGNED_URL_TTL_S,
+    S3ImageStore,
+    StoredObject,
+)
 from passport_pipeline.settings import load_settings
 from passport_pipeline_tests.servers.moto_s3 import MotoS3Server
 
@@ -139,6 +147,41 @@ def test_urls_use_the_public_base_when_configured(moto_s3, bucket):
     assert store.exists_at(stored.url)
     assert not store.exists_at(f"{CDN}/prod/covers/2026-10/missing.png")
     assert not store.exists_at("https://other-cdn.example/prod/covers/2026-10/abc.png")
+
+
+def signed_for_seconds(url: str) -> float:
+    """How long a presigned URL stays valid: SigV4 says it, SigV2 gives the end (botocore signs
+    with either, by region and endpoint)."""
+    query = parse_qs(urlparse(url).query)
+    if "X-Amz-Expires" in query:
+        assert query["X-Amz-Signature"]
+        return float(query["X-Amz-Expires"][0])
+    assert query["Signature"]
+    return float(query["Expires"][0]) - time.time()
+
+
+def test_a_private_cover_is_previewed_through_a_presigned_link_that_expires(store, bucket):
+    stored = store.put("covers/2026-10/abc.png", PNG, "image/png")
+    src = store.preview_src(stored.url)
+    assert signed_for_seconds(src) == pytest.approx(PRESIGNED_URL_TTL_S, abs=120)
+    assert urlparse(src).path == f"/{bucket}/covers/2026-10/abc.png"
+    # What the operator's browser does with it: a plain GET over HTTP.
+    answer = requests.get(src, timeout=10)
+    assert (answer.status_code, answer.content) == (200, PNG)
+    assert store.cover_metadata(stored.url) == {"cover": MetadataValue.url(src)}
+
+
+def test_a_cover_under_the_public_base_is_previewed_at_its_public_url(moto_s3, bucket):
+    store = make_store(moto_s3, bucket, public_base_url=CDN)
+    stored = store.put("covers/2026-10/abc.png", PNG, "image/png")
+    assert store.preview_src(stored.url) == f"{CDN}/covers/2026-10/abc.png"
+    assert store.cover_metadata(stored.url) == {"cover": MetadataValue.url(stored.url)}
+
+
+def test_no_preview_for_a_url_of_another_store(store):
+    assert store.preview_src("s3://another-bucket/covers/abc.png") is None
+    assert store.preview_src("file:///tmp/covers/abc.png") is None
+    assert store.cover_metadata("s3://another-bucket/covers/abc.png") == {}
 
 
 def test_exists_at_is_true_only_for_objects_in_this_bucket(store, bucket, moto_s3):

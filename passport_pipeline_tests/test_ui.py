@@ -1,0 +1,149 @@
+"""The operator's path in a real browser: the seeded demo served by ``dagster-webserver`` and
+``dagster-daemon``, headless Chromium launching a month from the job's Launchpad, and the
+month's covers seen on the asset's partition page. Screenshots go to ``ui-screenshots/``."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import requests
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from passport_pipeline.domain.summary import PREVIEW_COUNT
+from passport_pipeline_tests.browser import chromium, missing_browser, screenshot, wait_for
+from passport_pipeline_tests.deployment import Deployment
+
+MONTH = "2026-10"
+DEMO_USERS = 23  # the demo's users with a visit in October 2026 (demo/seed.py)
+PAGE_TIMEOUT_S = 60  # bounds on waits for a condition, not speed checks: the machine may be busy
+RUN_TIMEOUT_S = 240
+RUN_STATUSES = ("Success", "Failure", "Canceled")
+
+
+@pytest.fixture
+def demo(tmp_path):
+    """(deployment, base URL) of the seeded demo, with the webserver and the daemon up."""
+    reason = missing_browser()
+    if reason:
+        pytest.fail(reason)
+    root = tmp_path / "ui"
+    deployment = Deployment.create(root)
+    seeded = deployment.run(sys.executable, "-m", "passport_pipeline.demo.seed")
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    with deployment.webserver() as port:
+        base = f"http://127.0.0.1:{port}"
+        # The UI's first-visit "Join the Dagster community" dialog covers the page until an
+        # operator skips it; its Skip button sends this mutation.
+        seen = requests.post(
+            f"{base}/graphql", json={"query": "mutation { setNuxSeen }"}, timeout=30
+        )
+        assert seen.json() == {"data": {"setNuxSeen": True}}
+        yield deployment, base
+
+
+@pytest.fixture
+def browser(demo, tmp_path):
+    root = tmp_path / "chromium"
+    root.mkdir()
+    with chromium(root / "profile", root / "chromedriver.log") as driver:
+        try:
+            yield driver
+        finally:
+            screenshot(driver, "last-page")  # where a failed wait stopped
+
+
+def element(driver: WebDriver, xpath: str, timeout: float = PAGE_TIMEOUT_S):
+    def shown(d):
+        found = [e for e in d.find_elements(By.XPATH, xpath) if e.is_displayed()]
+        return found[0] if found else False
+
+    return wait_for(driver, shown, timeout, f"an element {xpath}")
+
+
+def launch_month_from_the_launchpad(driver: WebDriver, base: str, month: str) -> str:
+    """The operator's clicks: Jobs → monthly_passport_covers → Launchpad, pick the partition,
+    Launch Run. Returns the run page's URL."""
+    driver.get(f"{base}/locations/passport_pipeline/jobs/monthly_passport_covers/playground")
+    element(driver, "//input[@placeholder='Partition']")
+
+    def partition_chosen(d):
+        # The Launchpad re-renders as it loads the job (a value typed too early is dropped):
+        # each poll does the next step of the operator's typing, from what the page shows now.
+        if d.find_elements(By.XPATH, f"//span[@data-tooltip='partition: {month}']"):
+            return True
+        field = d.find_element(By.XPATH, "//input[@placeholder='Partition']")
+        offered = d.find_elements(By.XPATH, f"//li[normalize-space()='{month}']")
+        if any(option.is_displayed() for option in offered):
+            field.send_keys(Keys.ENTER)
+        elif field.get_attribute("value") != month:
+            field.click()
+            field.clear()
+            field.send_keys(month)
+        return False
+
+    wait_for(driver, partition_chosen, PAGE_TIMEOUT_S, f"the partition {month} chosen")
+    # The button is greyed out until the Launchpad has checked the run's config.
+    launch = element(driver, "//button[normalize-space()='Launch Run' and not(@disabled)]")
+    screenshot(driver, "1-launchpad")
+    launch.click()
+    wait_for(driver, lambda d: "/runs/" in d.current_url, PAGE_TIMEOUT_S, "the run's page")
+    return driver.current_url
+
+
+def test_a_month_launched_in_the_ui_shows_its_covers_as_images(demo, browser):
+    deployment, base = demo
+    run_url = launch_month_from_the_launchpad(browser, base, MONTH)
+
+    status_xpath = " | ".join(f"//*[normalize-space()='{status}']" for status in RUN_STATUSES)
+    status = element(browser, status_xpath, RUN_TIMEOUT_S).text
+    screenshot(browser, "2-run")
+    assert status == "Success", f"the run at {run_url} ended {status}"
+    [run] = deployment.runs()
+    assert run.tags["dagster/partition"] == MONTH
+
+    browser.get(f"{base}/assets/passport_covers?view=partitions&partition={MONTH}")
+    show = element(
+        browser,
+        "//tr[td//span[normalize-space()='preview']]//a[normalize-space()='[Show Markdown]']",
+    )
+    element(browser, f"//tr[td//span[normalize-space()='generated']]//*[text()='{DEMO_USERS}']")
+    screenshot(browser, "3-partition")
+    show.click()
+
+    def loaded_covers(driver):
+        images = driver.find_elements(By.XPATH, "//img[starts-with(@alt, 'cover of user ')]")
+        if len(images) < PREVIEW_COUNT:
+            return False
+        sizes = [
+            driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i)
+            for i in images
+        ]
+        return all(sizes) and [
+            (i.get_attribute("alt"), size) for i, size in zip(images, sizes, strict=True)
+        ]
+
+    covers = wait_for(browser, loaded_covers, PAGE_TIMEOUT_S, "the preview's covers loaded")
+    screenshot(browser, "4-preview")
+    assert len(covers) == PREVIEW_COUNT
+    assert all(width > 0 for _, width in covers), covers
+    assert element(browser, f"//*[contains(text(), 'covers of {MONTH}')]")
+    # Why local covers are previewed as data: thumbnails: on the UI's http:// page the
+    # browser refuses a file:// image, such as the cover the passport points at.
+    cover = sorted((deployment.root / "home" / "images").rglob("*.png"))[0]
+    assert file_image_outcome(browser, cover.as_uri()) == ["refused", 0]
+
+
+def file_image_outcome(driver: WebDriver, url: str) -> list:
+    return driver.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        const image = new Image();
+        image.onload = () => done(['loaded', image.naturalWidth]);
+        image.onerror = () => done(['refused', image.naturalWidth]);
+        image.src = arguments[0];
+        """,
+        url,
+    )
