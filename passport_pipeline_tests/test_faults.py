@@ -41,24 +41,26 @@ def deployment(tmp_path, postgres_url, gemini) -> Deployment:
     )
 
 
-def finished_generations(gemini: FakeGemini) -> int:
-    with gemini.lock:
-        return sum(r.endpoint == "generate" and r.end is not None for r in gemini.records)
+def covered(postgres_url: str) -> int:
+    return sum(1 for url in cover_urls(postgres_url).values() if url)
 
 
 def interrupt_half_way(
     deployment: Deployment, gemini: FakeGemini, command: list[str], done: int = 4
 ) -> str:
-    """Ctrl-C a command that runs the month once ``done`` more covers are done; the run's id."""
+    """Ctrl-C a command that runs the month once ``done`` more passports have their cover;
+    the run's id."""
     deployment.set_pool_limit(2)
-    gemini.latency_s = 0.5
-    done += finished_generations(gemini)
+    # 2 at a time, 1 s each: the stop lands seconds before the month could end by itself.
+    gemini.latency_s = 1.0
+    database = deployment.env["PASSPORT_DATABASE_URL"]
+    done += covered(database)
     process = deployment.start(*command)
     deadline = time.monotonic() + 180
-    while finished_generations(gemini) < done:
+    while covered(database) < done:
         assert process.poll() is None, process.communicate()[0][-3000:]
         assert time.monotonic() < deadline, "the run never got going"
-        time.sleep(0.05)
+        time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=180)
     assert process.returncode != 0, output[-3000:]
