@@ -64,7 +64,8 @@ def step_output_metadata(result, user_id: int) -> dict:
     [event] = [
         event
         for event in result.all_node_events
-        if event.is_successful_output and event.step_key == f"generate_cover[user_{user_id}]"
+        if event.is_successful_output
+        and event.step_key == f"passport_covers.generate_cover[user_{user_id}]"
     ]
     return {key: value.value for key, value in event.step_output_data.metadata.items()}
 

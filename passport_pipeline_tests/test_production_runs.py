@@ -270,7 +270,7 @@ def test_private_s3_covers_are_previewed_and_linked_through_presigned_links(
 ):
     deployment.env.update(s3_env)
     completed = deployment.execute_month(
-        "2026-10", {"ops": {"month_users": {"config": {"user_ids": [1, 2]}}}}
+        "2026-10", {"ops": {"passport_covers": {"config": {"user_ids": [1, 2]}}}}
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     [run] = deployment.runs()
@@ -283,9 +283,12 @@ def test_private_s3_covers_are_previewed_and_linked_through_presigned_links(
     links = {
         event.step_key: event.dagster_event.event_specific_data.metadata["cover"].value
         for event in outputs
-        if event.step_key.startswith("generate_cover")
+        if event.step_key.startswith("passport_covers.generate_cover")
     }
-    assert sorted(links) == ["generate_cover[user_1]", "generate_cover[user_2]"]
+    assert sorted(links) == [
+        "passport_covers.generate_cover[user_1]",
+        "passport_covers.generate_cover[user_2]",
+    ]
     # What the operator's browser does with each: a plain GET of a covers' private object.
     for url in [src for _, src in sources] + list(links.values()):
         assert "Signature=" in url
