@@ -187,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             if key == "summary" and value:
                 print("month summary (asset passport_covers):")
                 for name, item in value.items():
+                    if name == "preview":  # markdown with images: its heading says enough here
+                        item = str(item).splitlines()[0] + " (shown as images in the Dagster UI)"
                     print(f"  {name}: {item}")
             else:
                 print(f"{key}: {value}")
