@@ -296,7 +296,7 @@ class InstanceDb:
             "SELECT run_id, step_key, dagster_event_type, timestamp FROM event_logs "
             "WHERE dagster_event_type IN ('STEP_WORKER_STARTING', 'STEP_WORKER_STARTED', "
             "'STEP_START', 'STEP_SUCCESS', 'STEP_FAILURE', 'STEP_UP_FOR_RETRY') "
-            "AND step_key LIKE 'generate_cover%'"
+            "AND step_key LIKE 'passport_covers.generate_cover%'"
         )
         return [(r, s, k, _epoch(ts)) for r, s, k, ts in self.query_events(sql)]
 
