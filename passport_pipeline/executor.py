@@ -9,7 +9,6 @@ resource imports lazily on first use (its SQLAlchemy dialect, the S3 client, the
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -24,7 +23,7 @@ from dagster import (
 )
 
 from passport_pipeline.progress import publish_progress
-from passport_pipeline.run_health import watched_run_process
+from passport_pipeline.run_health import periodically, watched_run_process
 from passport_pipeline.unstarted_steps import record_unstarted_user_steps
 
 # Dagster's step worker: loaded by every forked step before our code runs (measured by
@@ -91,27 +90,18 @@ class _CoversExecutor(Executor):
 @contextmanager
 def _publishing_progress(plan_context) -> Iterator[None]:
     """While the run executes, keep its progress on the run page (a run tag, no events)."""
-    instance, run_id = plan_context.instance, plan_context.run_id
-    stop = threading.Event()
 
     def publish() -> None:
-        try:
-            publish_progress(instance, run_id)
-        except Exception as error:  # progress is for people: it must never end a run
-            plan_context.log.debug(f"progress not published: {error!r}")
+        publish_progress(plan_context.instance, plan_context.run_id)
 
-    def loop() -> None:
-        while not stop.wait(PROGRESS_INTERVAL_S):
-            publish()
-
-    thread = threading.Thread(target=loop, name="progress-publisher", daemon=True)
-    thread.start()
     try:
-        yield
+        with periodically(plan_context, PROGRESS_INTERVAL_S, "progress publisher", publish):
+            yield
     finally:
-        stop.set()
-        thread.join(timeout=PROGRESS_INTERVAL_S)
-        publish()
+        try:  # once more on the way out, a stop included: the run page ends on the last word
+            publish()
+        except Exception as error:  # progress is for people: it must never end a run
+            plan_context.log.debug(f"progress publisher: {error!r}")
 
 
 @executor(

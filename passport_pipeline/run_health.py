@@ -124,24 +124,38 @@ def watched_run_process(plan_context) -> Iterator[None]:
     instance, run_id = plan_context.instance, plan_context.run_id
     identity = ProcessIdentity.of_this_process(run_id)
     instance.add_run_tags(run_id, {RUN_PROCESS_TAG: identity.to_tag()})
-    stop = threading.Event()
+    warned: set[str] = set()
 
     def watch() -> None:
-        warned: set[str] = set()
-        while not stop.wait(WATCH_INTERVAL_S):
-            try:
-                for message in blocked_warnings(instance, run_id, warned):
-                    plan_context.log.warning(message)
-            except Exception as error:  # a storage blip must not end the run
-                plan_context.log.debug(f"blocked-claim watch: {error!r}")
+        for message in blocked_warnings(instance, run_id, warned):
+            plan_context.log.warning(message)
 
-    watcher = threading.Thread(target=watch, name="blocked-claim-watch", daemon=True)
-    watcher.start()
+    with periodically(plan_context, WATCH_INTERVAL_S, "blocked-claim watch", watch):
+        yield
+
+
+@contextmanager
+def periodically(plan_context, interval_s: float, name: str, tick) -> Iterator[None]:
+    """Call ``tick`` every ``interval_s`` in a thread of the run process while the block runs.
+
+    What runs here is for people (warnings, progress): an error in it, a storage blip say, is
+    logged at DEBUG and never ends the run."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            try:
+                tick()
+            except Exception as error:
+                plan_context.log.debug(f"{name}: {error!r}")
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
     try:
         yield
     finally:
         stop.set()
-        watcher.join(timeout=WATCH_INTERVAL_S)
+        thread.join(timeout=interval_s)
 
 
 def main(argv: list[str] | None = None) -> int:
