@@ -53,9 +53,10 @@ def run_status(instance: DagsterInstance, run_id: str) -> str:
     """The status of the newest run of the run's group: queued, started, success, failure,
     canceled, … (lower case)."""
     group = instance.get_run_group(run_id)
-    runs = group[1] if group else []
-    newest = max(runs, key=lambda run: instance.get_run_record_by_id(run.run_id).create_timestamp)
-    return newest.status.value.lower()
+    run_ids = [run.run_id for run in group[1]] if group else [run_id]
+    records = instance.get_run_records(RunsFilter(run_ids=run_ids))
+    newest = max(records, key=lambda record: record.create_timestamp)
+    return newest.dagster_run.status.value.lower()
 
 
 def publish_progress(instance: DagsterInstance, run_id: str) -> None:
