@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(DEMO_ENV) $(BIN)/dagster job execute -m passport_pipeline.definitions \
 		-j monthly_passport_covers --tags '{"dagster/partition": "$(DEMO_MONTH)"}' \
 		-c passport_pipeline/demo/quiet_console.yaml
-	$(DEMO_ENV) $(BIN)/python -m passport_pipeline.progress --partition $(DEMO_MONTH) --covers
+	$(DEMO_ENV) $(BIN)/python -m passport_pipeline.cli.progress --partition $(DEMO_MONTH) --covers
 	@$(DEMO_ENV) sh -c 'echo "Covers: $$PASSPORT_HOME/images/covers/$(DEMO_MONTH)/"; \
 		echo "Passports updated in $$PASSPORT_HOME/app.sqlite3. Open the UI with: make dev"'
 

@@ -14,7 +14,7 @@ from passport_pipeline_tests.conftest import fresh_postgres_database
 
 CLASSES = {
     "stock": ("dagster_postgres.event_log", "PostgresEventLogStorage"),
-    "ours": ("passport_pipeline.instance_storage", "AtomicClaimPostgresEventLogStorage"),
+    "ours": ("passport_pipeline.execution.instance_storage", "AtomicClaimPostgresEventLogStorage"),
 }
 
 

@@ -26,7 +26,7 @@ from gql.transport.exceptions import (
 )
 from gql.transport.requests import RequestsHTTPTransport
 
-from passport_pipeline.covers_job import COVERS_ASSET, JOB_NAME
+from passport_pipeline.covers.names import COVERS_ASSET, JOB_NAME, PARTITION_TAG, user_of_step
 from passport_pipeline.domain.month_status import (
     FINISHED,
     MonthProgress,
@@ -35,8 +35,6 @@ from passport_pipeline.domain.month_status import (
     fold_month,
     run_group,
 )
-
-PARTITION_TAG = "dagster/partition"
 
 # Everything progress needs, in one request: the month's runs (each with its tags and step
 # stats), whether the month is a partition at all, and the month's recorded summary.
@@ -230,8 +228,9 @@ def _run_view(run: dict) -> RunView:
         end_time=run["endTime"],
         tags={tag["key"]: tag["value"] for tag in run["tags"]},
         step_stats=[
-            StepStat(stat["stepKey"], stat["status"], stat["startTime"], stat["endTime"])
+            StepStat(user, stat["status"], stat["startTime"], stat["endTime"])
             for stat in run["stepStats"]
+            if (user := user_of_step(stat["stepKey"])) is not None
         ],
     )
 

@@ -17,6 +17,17 @@ from dagster._core.execution.plan.handle import StepHandle
 from dagster._core.execution.plan.objects import ErrorSource, StepFailureData
 from dagster_shared.error import SerializableErrorInfo
 
+# Dagster's step worker, loaded by every forked step before our code runs (measured by listing
+# sys.modules at the start of a step against those of the parent). The executor preloads them
+# into its forkserver; a module renamed by an upgrade would fail the preload silently into
+# slow steps, so the test imports each one.
+STEP_WORKER_MODULES = (
+    "dagster._core.executor.child_process_executor",
+    "dagster._core.executor.multiprocess",
+    "dagster._core.instance.factory",
+    "dagster._cli.api",
+)
+
 
 def report_step_never_started(
     instance: DagsterInstance, run_id: str, job_name: str, step_key: str, message: str

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from dagster import Definitions, EnvVar
 
-from passport_pipeline.alerts import alert_resources_for, month_alert_sensors
-from passport_pipeline.covers_job import build_covers_asset, covers_job
-from passport_pipeline.executor import covers_executor
-from passport_pipeline.policies import cover_retry_policy
+from passport_pipeline.covers.alerts import alert_resources_for, month_alert_sensors
+from passport_pipeline.covers.asset import build_covers_asset, covers_job
+from passport_pipeline.covers.policies import cover_retry_policy
+from passport_pipeline.covers.schedule import monthly_covers_schedule
+from passport_pipeline.covers.stopped import stopped_month_sensors
+from passport_pipeline.execution.executor import covers_executor
+from passport_pipeline.execution.run_health import dead_runs_sensor
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import ImageModel, LocalImageModel
 from passport_pipeline.resources.image_store import ImageStore, LocalImageStore, S3ImageStore
 from passport_pipeline.resources.pending_covers import PendingCovers
-from passport_pipeline.run_health import dead_runs_sensor
-from passport_pipeline.schedules import monthly_covers_schedule, stopped_month_sensors
 from passport_pipeline.settings import Settings, load_settings
 
 

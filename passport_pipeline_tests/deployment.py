@@ -4,7 +4,7 @@ Each test gets its own DAGSTER_HOME, PASSPORT_HOME and environment. The instance
 checkout's dagster.yaml (sqlite under DAGSTER_HOME) or, given ``instance_url``, the production
 ``deploy/dagster.yaml`` on that PostgreSQL database (through ``DAGSTER_PG_URL``). Tests drive
 the job exactly as an operator would: ``dagster job execute`` on the multiprocess executor,
-``python -m passport_pipeline.reexecute``, ``... progress``.
+``python -m passport_pipeline.cli.reexecute``, ``... progress``.
 """
 
 from __future__ import annotations
@@ -136,13 +136,13 @@ class Deployment:
         assert completed.returncode == 0, completed.stdout + completed.stderr
 
     def reexecute(self, run_id: str) -> subprocess.CompletedProcess:
-        return self.run(sys.executable, "-m", "passport_pipeline.reexecute", run_id)
+        return self.run(sys.executable, "-m", "passport_pipeline.cli.reexecute", run_id)
 
     def progress(self, month: str) -> dict:
         completed = self.run(
             sys.executable,
             "-m",
-            "passport_pipeline.progress",
+            "passport_pipeline.cli.progress",
             "--partition",
             month,
             "--covers",

@@ -2,7 +2,7 @@
 
 Counted where it matters: requests in flight at the (local) Gemini server. The instance is the
 production one, deploy/dagster.yaml on PostgreSQL: stock dagster-postgres can hand one slot to
-two steps (see passport_pipeline/instance_storage.py).
+two steps (see passport_pipeline/execution/instance_storage.py).
 """
 
 from __future__ import annotations

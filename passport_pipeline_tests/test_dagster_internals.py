@@ -4,6 +4,7 @@ A Dagster upgrade that moves or changes one fails here, by name, before it can b
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 
 from dagster import DagsterEventType, DagsterInstance, instance_for_test
@@ -19,6 +20,22 @@ def test_the_private_names_still_resolve():
     assert handle.mapping_key == "user_7"
     assert "error_source" in inspect.signature(dagster_internals.StepFailureData).parameters
     assert dagster_internals.ErrorSource.INTERRUPT
+
+
+def test_the_step_workers_modules_still_exist():
+    # The executor preloads them into its forkserver: a renamed one would make steps slow.
+    for name in dagster_internals.STEP_WORKER_MODULES:
+        assert importlib.util.find_spec(name) is not None, name
+
+
+def test_the_public_run_group_tags_are_dagsters():
+    from dagster._core.storage import tags
+
+    from passport_pipeline.cli import reexecute
+
+    assert reexecute.PARENT_RUN_ID_TAG == tags.PARENT_RUN_ID_TAG
+    assert reexecute.ROOT_RUN_ID_TAG == tags.ROOT_RUN_ID_TAG
+    assert reexecute.RESUME_RETRY_TAG == tags.RESUME_RETRY_TAG
 
 
 def test_the_upstream_gap_is_still_there():

@@ -124,7 +124,7 @@ def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
     assert progress["summary"]["total"] == 12
     assert progress["status"] == "success"
     watched = deployment.run(
-        sys.executable, "-m", "passport_pipeline.progress", "--run", run_id, "--watch"
+        sys.executable, "-m", "passport_pipeline.cli.progress", "--run", run_id, "--watch"
     )
     assert watched.returncode == 0, watched.stderr
     assert "12/12" in watched.stderr and "status: success" in watched.stdout
@@ -157,7 +157,7 @@ def test_the_ui_from_failure_selection_includes_every_user_without_a_cover(
 
 def test_a_reexecution_stopped_in_turn_is_reexecuted_to_the_end(deployment, gemini, postgres_url):
     first = interrupt_half_way(deployment, gemini, deployment.month_command("2026-10"))
-    reexecute = [sys.executable, "-m", "passport_pipeline.reexecute", first]
+    reexecute = [sys.executable, "-m", "passport_pipeline.cli.reexecute", first]
     second = interrupt_half_way(deployment, gemini, reexecute, done=2)
     assert not all(cover_urls(postgres_url).values())
     gemini.latency_s = 0

@@ -81,7 +81,7 @@ def build_alert(stopped: StoppedMonth) -> AlertMessage:
     lines.append(f"Run: {stopped.run_url or stopped.run_id}")
     lines.append(
         f"What to do: {_WHAT_TO_DO[stopped.kind]} (run page → Re-execute → From failure, or "
-        f"`python -m passport_pipeline.reexecute {stopped.run_id}`). Users who already have "
+        f"`python -m passport_pipeline.cli.reexecute {stopped.run_id}`). Users who already have "
         "their cover are not drawn or paid for again."
     )
     return AlertMessage(subject=subject, text="\n".join(lines))

@@ -4,7 +4,7 @@ A model that answers 200 with bytes that do not decode (or truncated JSON, or an
 usually does so for every user: each costs 2 paid calls (one retry) and no cover. One bad
 user among good ones must not stop a month, so the run halts only on a streak: the last
 ``HALT_AFTER_UNUSABLE`` users whose model call ended all got the same unusable answer, with no
-new cover among them. Pure logic; ``passport_pipeline/breaker.py`` reads the outcomes.
+new cover among them. Pure logic; ``passport_pipeline/covers/breaker.py`` reads the outcomes.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ STARTING = frozenset({"NOT_STARTED", "STARTING"})
 
 @dataclass(frozen=True)
 class StepStat:
-    step_key: str
+    """One user's cover step in one run, as the webserver's step stats report it."""
+
+    user: str  # the step's mapping key, e.g. "user_7"
     status: str  # Dagster's StepEventStatus: IN_PROGRESS, SUCCESS, FAILURE, SKIPPED
     start_time: float | None
     end_time: float | None
@@ -79,11 +81,11 @@ def _events(group: list[RunView]) -> list[StepEvent]:
             start = stat.start_time or run.start_time or run.creation_time
             end = stat.end_time or start
             if stat.status in ("IN_PROGRESS", "SUCCESS"):
-                events.append(StepEvent(stat.step_key, StepEventKind.START, start))
+                events.append(StepEvent(stat.user, StepEventKind.START, start))
             if stat.status == "SUCCESS":
-                events.append(StepEvent(stat.step_key, StepEventKind.SUCCESS, end))
+                events.append(StepEvent(stat.user, StepEventKind.SUCCESS, end))
             elif stat.status == "FAILURE":
-                events.append(StepEvent(stat.step_key, StepEventKind.FAILURE, end))
+                events.append(StepEvent(stat.user, StepEventKind.FAILURE, end))
     return events
 
 

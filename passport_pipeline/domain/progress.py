@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-
-USER_STEP = re.compile(r"^(?:[^[\]]+\.)?generate_cover\[(?P<mapping_key>[^\]]+)\]$")
 
 
 class StepEventKind(StrEnum):
@@ -20,7 +17,9 @@ class StepEventKind(StrEnum):
 
 @dataclass(frozen=True)
 class StepEvent:
-    step_key: str
+    """One event of one user's cover step (the reader keeps only those: see covers/names.py)."""
+
+    user: str  # the step's mapping key, e.g. "user_7"
     kind: StepEventKind
     timestamp: float
     status: str | None = None  # a cover record's status, on OUTPUT events
@@ -53,10 +52,7 @@ def compute_progress(
     """
     state: dict[str, str] = {}
     for event in sorted(events, key=lambda e: e.timestamp):
-        match = USER_STEP.match(event.step_key)
-        if not match:
-            continue
-        user = match.group("mapping_key")
+        user = event.user
         if event.kind is StepEventKind.OUTPUT:
             state[user] = "skipped" if event.status == "skipped" else "output"
         elif event.kind is StepEventKind.SUCCESS:
@@ -110,12 +106,10 @@ def cover_step_intervals(events: Iterable[StepEvent]) -> list[tuple[float, float
     open_since: dict[str, float] = {}
     intervals = []
     for event in sorted(events, key=lambda e: e.timestamp):
-        if not USER_STEP.match(event.step_key):
-            continue
         if event.kind is StepEventKind.START:
-            open_since[event.step_key] = event.timestamp
+            open_since[event.user] = event.timestamp
         elif event.kind in (StepEventKind.SUCCESS, StepEventKind.FAILURE, StepEventKind.RETRY):
-            started = open_since.pop(event.step_key, None)
+            started = open_since.pop(event.user, None)
             if started is not None:
                 intervals.append((started, event.timestamp))
     return intervals

@@ -104,7 +104,7 @@ def test_the_run_link_is_built_from_the_ui_url(ui_url, run_line):
 def test_the_alert_says_to_re_execute_from_failure(kind):
     text = build_alert(stopped(kind=kind)).text
     assert "re-execute the run from failure" in text
-    assert f"python -m passport_pipeline.reexecute {RUN_ID}" in text
+    assert f"python -m passport_pipeline.cli.reexecute {RUN_ID}" in text
 
 
 def test_a_run_without_a_month_still_alerts():

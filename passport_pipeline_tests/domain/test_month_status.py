@@ -10,7 +10,7 @@ NOW = 10_000.0
 
 
 def stat(user: int, status: str, start: float, end: float | None = None) -> StepStat:
-    return StepStat(f"generate_cover[user_{user}]", status, start, end)
+    return StepStat(f"user_{user}", status, start, end)
 
 
 def run(
@@ -33,7 +33,6 @@ TOTAL_3 = {"passport/total": "3", "passport/unknown_user_ids": "[99]"}
 
 def test_a_running_run_counts_finished_and_in_flight_users():
     steps = [
-        StepStat("month_users", "SUCCESS", 100, 101),
         stat(1, "SUCCESS", 102, 110),
         stat(2, "FAILURE", 102, 111),
         stat(3, "IN_PROGRESS", 102),

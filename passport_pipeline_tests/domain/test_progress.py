@@ -14,22 +14,21 @@ K = StepEventKind
 
 
 def events(*rows):
-    return [StepEvent(step, kind, ts, status) for step, kind, ts, status in rows]
+    return [StepEvent(user, kind, ts, status) for user, kind, ts, status in rows]
 
 
 def test_counts_and_percent_mid_run():
     log = events(
-        ("month_users", K.SUCCESS, 1, None),
-        ("generate_cover[user_1]", K.START, 2, None),
-        ("generate_cover[user_1]", K.OUTPUT, 3, "generated"),
-        ("generate_cover[user_1]", K.SUCCESS, 3, None),
-        ("generate_cover[user_2]", K.START, 2, None),
-        ("generate_cover[user_2]", K.OUTPUT, 3, "skipped"),
-        ("generate_cover[user_2]", K.SUCCESS, 3, None),
-        ("generate_cover[user_3]", K.START, 2, None),
-        ("generate_cover[user_3]", K.FAILURE, 4, None),
-        ("generate_cover[user_4]", K.START, 2, None),
-        ("generate_cover[user_4]", K.RETRY, 4, None),
+        ("user_1", K.START, 2, None),
+        ("user_1", K.OUTPUT, 3, "generated"),
+        ("user_1", K.SUCCESS, 3, None),
+        ("user_2", K.START, 2, None),
+        ("user_2", K.OUTPUT, 3, "skipped"),
+        ("user_2", K.SUCCESS, 3, None),
+        ("user_3", K.START, 2, None),
+        ("user_3", K.FAILURE, 4, None),
+        ("user_4", K.START, 2, None),
+        ("user_4", K.RETRY, 4, None),
     )
     progress = compute_progress(5, log, started_at=0.0, ended_at=10.0)
     assert progress.as_dict() == {
@@ -47,10 +46,10 @@ def test_counts_and_percent_mid_run():
 
 def test_a_later_success_in_a_re_execution_replaces_the_failure():
     log = events(
-        ("generate_cover[user_3]", K.FAILURE, 4, None),
-        ("generate_cover[user_3]", K.START, 20, None),
-        ("generate_cover[user_3]", K.OUTPUT, 21, "generated"),
-        ("generate_cover[user_3]", K.SUCCESS, 21, None),
+        ("user_3", K.FAILURE, 4, None),
+        ("user_3", K.START, 20, None),
+        ("user_3", K.OUTPUT, 21, "generated"),
+        ("user_3", K.SUCCESS, 21, None),
     )
     progress = compute_progress(1, log, 0, 30)
     assert (progress.completed, progress.failed, progress.percent) == (1, 0, 100.0)
@@ -64,13 +63,11 @@ def test_unknown_or_empty_total(total, percent, remaining):
 
 def test_step_intervals_pair_each_attempt_start_with_its_end():
     log = events(
-        ("generate_cover[user_1]", K.START, 0, None),
-        ("generate_cover[user_1]", K.RETRY, 2, None),
-        ("generate_cover[user_1]", K.START, 5, None),
-        ("generate_cover[user_1]", K.SUCCESS, 6, None),
-        ("generate_cover[user_2]", K.START, 1, None),  # still running: no interval yet
-        ("record_month", K.START, 7, None),
-        ("record_month", K.SUCCESS, 8, None),
+        ("user_1", K.START, 0, None),
+        ("user_1", K.RETRY, 2, None),
+        ("user_1", K.START, 5, None),
+        ("user_1", K.SUCCESS, 6, None),
+        ("user_2", K.START, 1, None),  # still running: no interval yet
     )
     assert cover_step_intervals(log) == [(0, 2), (5, 6)]
 
@@ -94,10 +91,7 @@ def test_in_flight(intervals, peak, mean):
     [([0.039, 0.039, 0.0], 0.078), ([], 0.0), ([0.0195] * 3, 0.0585)],
 )
 def test_cost_so_far_sums_the_outputs(costs, expected):
-    log = [
-        StepEvent(f"passport_covers.generate_cover[user_{i}]", K.OUTPUT, i, "generated", cost)
-        for i, cost in enumerate(costs)
-    ]
+    log = [StepEvent(f"user_{i}", K.OUTPUT, i, "generated", cost) for i, cost in enumerate(costs)]
     assert compute_progress(len(costs), log, 0, 1).estimated_cost_usd == expected
 
 
@@ -110,10 +104,10 @@ def test_cost_so_far_sums_the_outputs(costs, expected):
 )
 def test_progress_line_reads_as_the_run_page_shows_it(total, line):
     log = [
-        StepEvent("passport_covers.generate_cover[user_1]", K.OUTPUT, 1, "generated", 0.039),
-        StepEvent("passport_covers.generate_cover[user_1]", K.SUCCESS, 2),
-        StepEvent("passport_covers.generate_cover[user_2]", K.FAILURE, 3),
-        StepEvent("passport_covers.generate_cover[user_3]", K.START, 4),
+        StepEvent("user_1", K.OUTPUT, 1, "generated", 0.039),
+        StepEvent("user_1", K.SUCCESS, 2),
+        StepEvent("user_2", K.FAILURE, 3),
+        StepEvent("user_3", K.START, 4),
     ]
     text = progress_line(compute_progress(total, log, 0, 5))
     assert text.startswith(line) and text.endswith("$0.04 so far")

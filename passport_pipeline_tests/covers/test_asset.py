@@ -14,11 +14,13 @@ from dagster import (
     materialize,
 )
 
-from passport_pipeline.covers_job import MonthPlan, build_covers_asset, record_month
+from passport_pipeline.covers.asset import build_covers_asset
+from passport_pipeline.covers.plan import MonthPlan
+from passport_pipeline.covers.policies import COVER_STEP_RETRIES, cover_retry_policy
+from passport_pipeline.covers.record import record_month
 from passport_pipeline.definitions import defs
 from passport_pipeline.domain.images import inspect_image
 from passport_pipeline.domain.records import CoverRecord, CoverStatus
-from passport_pipeline.policies import COVER_STEP_RETRIES, cover_retry_policy
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_store import LocalImageStore
 from passport_pipeline_tests.conftest import local_resources_for

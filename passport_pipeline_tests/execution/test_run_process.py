@@ -10,7 +10,11 @@ from dataclasses import replace
 import psutil
 from dagster import DagsterRun
 
-from passport_pipeline.run_process import RUN_PROCESS_TAG, ProcessIdentity, process_running
+from passport_pipeline.execution.run_process import (
+    RUN_PROCESS_TAG,
+    ProcessIdentity,
+    process_running,
+)
 
 
 def run_tagged(run_id: str, identity: ProcessIdentity | None) -> DagsterRun:

@@ -10,13 +10,11 @@ its run STARTED, holding its slots and queued claims, and later runs wait for ev
   gone, naming that run and the command that frees it (there may be no daemon to do it).
 - the ``…_dead_runs`` sensor (the daemon, every 30 s): fails every STARTED run of the job whose
   processes are certainly gone (``run_process.judge``) and frees its slots and claims.
-- ``python -m passport_pipeline.run_health release RUN_ID``: the same for one run, by hand.
+- ``python -m passport_pipeline.cli.release RUN_ID``: the same for one run, by hand.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,9 +30,9 @@ from dagster import (
     sensor,
 )
 
-from passport_pipeline.run_process import RUN_PROCESS_TAG, ProcessIdentity, judge
+from passport_pipeline.execution.run_process import RUN_PROCESS_TAG, ProcessIdentity, judge
 
-RELEASE_COMMAND = "python -m passport_pipeline.run_health release"
+RELEASE_COMMAND = "python -m passport_pipeline.cli.release"
 SENSOR_INTERVAL_S = 30
 WATCH_INTERVAL_S = 15
 
@@ -156,33 +154,3 @@ def periodically(plan_context, interval_s: float, name: str, tick) -> Iterator[N
     finally:
         stop.set()
         thread.join(timeout=interval_s)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Free the pool slots of a run whose process died.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    release_parser = sub.add_parser("release", help="fail a dead run and free its slots")
-    release_parser.add_argument("run_id")
-    release_parser.add_argument(
-        "--force",
-        action="store_true",
-        help="also when its process cannot be checked from here (never when it runs here)",
-    )
-    args = parser.parse_args(argv)
-    with DagsterInstance.get() as instance:
-        run = instance.get_run_by_id(args.run_id)
-        if run is None or run.is_finished:
-            instance.event_log_storage.free_concurrency_slots_for_run(args.run_id)
-            print(f"freed the pool slots of run {args.run_id}")
-            return 0
-        verdict = judge(instance, run)
-        if not verdict.gone and (verdict.checked or not args.force):
-            print(f"not releasing run {args.run_id}: {verdict.reason}", file=sys.stderr)
-            return 1
-        release(instance, run, verdict.reason if verdict.gone else "released by hand (--force)")
-        print(f"run {args.run_id} marked failed; its pool slots are freed")
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

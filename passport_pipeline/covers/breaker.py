@@ -9,23 +9,19 @@ New covers are the cover steps' own outputs (``status: generated``).
 
 from __future__ import annotations
 
-from dagster import AssetObservation, DagsterEventType, OpExecutionContext
+from dagster import DagsterEventType, OpExecutionContext
 
+from passport_pipeline.covers.events import UNUSABLE_KEY, unusable_answer
 from passport_pipeline.domain.breaker import GENERATED, HALT_AFTER_UNUSABLE, unusable_streak
 
-UNUSABLE_KEY = "unusable_answer"
 _PAGE = 200
 
 
 def record_unusable_and_check(
-    context: OpExecutionContext, asset: str, month: str, user_id: int, reason: str
+    context: OpExecutionContext, month: str, user_id: int, reason: str
 ) -> str | None:
     """Record this user's unusable answer; the reason to halt the run on, or None."""
-    context.log_event(
-        AssetObservation(
-            asset_key=asset, partition=month, metadata={"user_id": user_id, UNUSABLE_KEY: reason}
-        )
-    )
+    context.log_event(unusable_answer(month, user_id, reason))
     return unusable_streak(latest_outcomes(context, HALT_AFTER_UNUSABLE), HALT_AFTER_UNUSABLE)
 
 

@@ -1,7 +1,7 @@
 """Re-execute a failed run from failure: only the failed (and never started) steps and what
 follows them — what the UI's "Re-execute → From failure" does, from the shell.
 
-    python -m passport_pipeline.reexecute RUN_ID
+    python -m passport_pipeline.cli.reexecute RUN_ID
 
 Steps that succeeded are not run again: their outputs (the users' cover records) are read from
 the parent run, so no user who already has a cover is drawn twice.
@@ -10,20 +10,48 @@ the parent run, so no user who already has a cover is drawn twice.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from dagster import DagsterInstance, DagsterRunStatus, ReexecutionOptions, execute_job
-from dagster._core.definitions.reconstruct import ReconstructableRepository
-from dagster._core.storage.tags import (
-    PARENT_RUN_ID_TAG,
-    RESUME_RETRY_TAG,
-    ROOT_RUN_ID_TAG,
-    TAGS_TO_MAYBE_OMIT_ON_RETRY,
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    JobDefinition,
+    ReexecutionOptions,
+    execute_job,
+    reconstructable,
 )
 
-from passport_pipeline.covers_job import JOB_NAME
-from passport_pipeline.unstarted_steps import record_unstarted_user_steps
+from passport_pipeline.covers.names import JOB_NAME, PARTITION_TAG
+from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
+
+# Dagster's documented run-group tags: what the UI's re-execution sets.
+PARENT_RUN_ID_TAG = "dagster/parent_run_id"
+ROOT_RUN_ID_TAG = "dagster/root_run_id"
+RESUME_RETRY_TAG = "dagster/is_resume_retry"
+
+
+def covers_job_definition() -> JobDefinition:
+    """The covers' job as the code location defines it (module scope, so that the step
+    processes can rebuild it)."""
+    from passport_pipeline.definitions import defs
+
+    return defs.resolve_job_def(JOB_NAME)
+
+
+def reexecution_tags(parent_tags: dict[str, str], parent_run_id: str, root_run_id: str) -> dict:
+    """The parent's own tags and its month; Dagster's bookkeeping tags (backfill, retry
+    number, failure reason, …) stay with the parent; the run-group tags tie the two together."""
+    kept = {
+        key: value
+        for key, value in parent_tags.items()
+        if not key.startswith("dagster/") or key == PARTITION_TAG
+    }
+    return {
+        **kept,
+        PARENT_RUN_ID_TAG: parent_run_id,
+        ROOT_RUN_ID_TAG: root_run_id,
+        RESUME_RETRY_TAG: "true",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,19 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # Dagster says why (e.g. the run did not fail)
         print(f"cannot re-execute {args.run_id}: {error}", file=sys.stderr)
         return 2
-    job = ReconstructableRepository.for_module(
-        "passport_pipeline.definitions", "defs", working_directory=os.getcwd()
-    ).get_reconstructable_job(JOB_NAME)
-    # What the UI's re-execution carries over: the parent's config and tags (its month), and
-    # the run-group tags that tie the runs together for progress and the UI's run list.
-    tags = {
-        **{k: v for k, v in parent.tags.items() if k not in TAGS_TO_MAYBE_OMIT_ON_RETRY},
-        PARENT_RUN_ID_TAG: parent.run_id,
-        ROOT_RUN_ID_TAG: parent.root_run_id or parent.run_id,
-        RESUME_RETRY_TAG: "true",
-    }
+    # What the UI's re-execution carries over: the parent's config and tags (its month).
+    tags = reexecution_tags(parent.tags, parent.run_id, parent.root_run_id or parent.run_id)
     with execute_job(
-        job,
+        reconstructable(covers_job_definition),
         instance=instance,
         run_config=parent.run_config,
         tags=tags,

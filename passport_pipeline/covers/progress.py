@@ -1,7 +1,5 @@
-"""Progress of a month's covers, read from Dagster's durable event log.
-
-    python -m passport_pipeline.progress --partition 2026-10 [--covers] [--json]
-    python -m passport_pipeline.progress --run RUN_ID [--watch]
+"""Progress of a month's covers, read from Dagster's durable event log (the command-line view is
+``passport_pipeline.cli.progress``; the run page's view is the ``passport/progress`` tag).
 
 Counts cover the run and all of its re-executions (its run group): total, completed, failed,
 skipped, in flight, remaining, percent and elapsed — the facts the old progress endpoint gave,
@@ -11,15 +9,12 @@ from the steps' start and end events).
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, RunsFilter
 
-from passport_pipeline.covers_job import COVERS_ASSET, is_covers_run
-from passport_pipeline.domain.months import InvalidMonthError, Month
+from passport_pipeline.covers.names import COVERS_ASSET, PARTITION_TAG, is_covers_run, user_of_step
+from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.progress import (
     InFlight,
     Progress,
@@ -32,7 +27,7 @@ from passport_pipeline.domain.progress import (
 )
 
 PROGRESS_TAG = "passport/progress"
-WATCH_INTERVAL_S = 2.0
+FINISHED = {"success", "failure", "canceled"}
 
 _KINDS = {
     DagsterEventType.STEP_START: StepEventKind.START,
@@ -45,7 +40,7 @@ _KINDS = {
 
 def latest_run_id(instance: DagsterInstance, month: Month) -> str | None:
     """The month's newest run of the covers, from the job, the asset's page or the CLI."""
-    runs = instance.get_runs(RunsFilter(tags={"dagster/partition": month.key}), limit=50)
+    runs = instance.get_runs(RunsFilter(tags={PARTITION_TAG: month.key}), limit=50)
     return next((run.run_id for run in runs if is_covers_run(run)), None)
 
 
@@ -84,15 +79,16 @@ def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFl
                 if "total" in metadata:
                     total = int(metadata["total"].value)
                 continue
+            user = user_of_step(event.step_key)
+            if user is None:
+                continue
             status, cost = None, 0.0
             if event.event_type is DagsterEventType.STEP_OUTPUT:
                 metadata = event.step_output_data.metadata
                 status = metadata["status"].value if "status" in metadata else None
                 if "estimated_cost_usd" in metadata:
                     cost = float(metadata["estimated_cost_usd"].value)
-            events.append(
-                StepEvent(event.step_key, _KINDS[event.event_type], entry.timestamp, status, cost)
-            )
+            events.append(StepEvent(user, _KINDS[event.event_type], entry.timestamp, status, cost))
     records = instance.get_run_records(RunsFilter(run_ids=run_ids))
     starts = [r.start_time for r in records if r.start_time]
     finished = all(r.end_time for r in records)
@@ -124,77 +120,3 @@ def report_for(instance: DagsterInstance, run_id: str, month: Month | None, cove
     if covers and month is not None:
         report["summary"] = month_summary(instance, month)
     return report
-
-
-def watch(instance: DagsterInstance, run_id: str) -> dict:
-    """A live progress bar until the run (and its re-executions so far) has finished."""
-    from tqdm import tqdm
-
-    with tqdm(unit="user", dynamic_ncols=True) as bar:
-        while True:
-            report = report_for(instance, run_id, None, covers=False)
-            done = report["completed"] + report["failed"] + report["skipped"]
-            bar.total = report["total"]
-            bar.n = done
-            bar.set_postfix(
-                failed=report["failed"],
-                in_flight=report["in_flight"],
-                cost=f"${report['estimated_cost_usd']:.2f}",
-                status=report["status"],
-                refresh=False,
-            )
-            bar.refresh()
-            if report["status"] in FINISHED:
-                return report
-            time.sleep(WATCH_INTERVAL_S)
-
-
-FINISHED = {"success", "failure", "canceled"}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--partition", help="a month, YYYY-MM: its latest run")
-    target.add_argument("--run", help="a run id")
-    parser.add_argument("--covers", action="store_true", help="also show the month's summary")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--watch", action="store_true", help="a live progress bar until done")
-    args = parser.parse_args(argv)
-
-    instance = DagsterInstance.get()
-    month = None
-    run_id = args.run
-    if args.partition:
-        try:
-            month = Month.parse(args.partition)
-        except InvalidMonthError as error:
-            parser.error(str(error))
-        run_id = latest_run_id(instance, month)
-        if run_id is None:
-            print(f"no run of the covers for {month} yet", file=sys.stderr)
-            return 1
-    try:
-        if args.watch:
-            watch(instance, run_id)
-        report = report_for(instance, run_id, month, args.covers)
-    except LookupError as error:
-        print(error, file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(report, indent=2, default=str))
-    else:
-        for key, value in report.items():
-            if key == "summary" and value:
-                print("month summary (asset passport_covers):")
-                for name, item in value.items():
-                    if name == "preview":  # markdown with images: its heading says enough here
-                        item = str(item).splitlines()[0] + " (shown as images in the Dagster UI)"
-                    print(f"  {name}: {item}")
-            else:
-                print(f"{key}: {value}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,7 +5,7 @@ those whose step finished, those whose step was interrupted, and those whose ste
 because it was still waiting for a pool slot. Dagster's re-execution from failure retries the
 first two kinds' failures but forgets the third (see ``dagster_internals``). Writing a step
 failure for each of them, named, makes every planned user end with a cover or a failure, and
-lets the UI's "Re-execute from failure" and ``passport_pipeline.reexecute`` cover them all.
+lets the UI's "Re-execute from failure" and ``passport_pipeline.cli.reexecute`` cover them all.
 
 Called where a stop is seen: the executor when the run is interrupted, the run-status sensor for
 failed and canceled runs (a killed process), and the re-execute command. It is idempotent.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dagster import DagsterEventType, DagsterInstance
 
-from passport_pipeline.covers_job import COVER_STEP, USERS_OUTPUT, USERS_STEP
+from passport_pipeline.covers.names import COVER_STEP, USERS_OUTPUT, USERS_STEP, user_step_key
 from passport_pipeline.dagster_internals import report_step_never_started
 
 NEVER_STARTED = (
@@ -32,10 +32,6 @@ _STEP_EVENTS = {
     DagsterEventType.STEP_SKIPPED,
     DagsterEventType.RESOURCE_INIT_FAILURE,
 }
-
-
-def user_step_key(mapping_key: str) -> str:
-    return f"{COVER_STEP}[{mapping_key}]"
 
 
 def planned_user_steps(instance: DagsterInstance, run_id: str) -> set[str]:

@@ -15,10 +15,11 @@ from dagster import (
     materialize,
 )
 
-from passport_pipeline.alerts import ALERTS_TAG, alert_resources_for, month_alert_sensors
-from passport_pipeline.covers_job import HALT_TAG, JOB_NAME, build_covers_asset
+from passport_pipeline.covers.alerts import ALERTS_TAG, alert_resources_for, month_alert_sensors
+from passport_pipeline.covers.asset import build_covers_asset
+from passport_pipeline.covers.names import HALT_TAG, JOB_NAME
+from passport_pipeline.covers.policies import cover_retry_policy
 from passport_pipeline.definitions import build_definitions, defs
-from passport_pipeline.policies import cover_retry_policy
 from passport_pipeline.settings import SettingsError, load_settings
 from passport_pipeline_tests.conftest import local_resources_for
 from passport_pipeline_tests.dataset import UserRow, october, write_dataset
@@ -160,7 +161,7 @@ def test_a_halted_month_says_why(sqlite_url, tmp_path, instance, monkeypatch):
         resources = channels(monkeypatch, None, slack)
         cursor = tick(failure_alerts, instance, resources).cursor
         run_id = failed_month(sqlite_url, tmp_path, instance)
-        # What covers_job._halt_run writes when the model cannot serve anyone.
+        # What covers/cover_step._halt_run writes when the model cannot serve anyone.
         reason = "Gemini rejected the API key (API_KEY_INVALID)"
         instance.add_run_tags(run_id, {HALT_TAG: json.dumps({"run_id": run_id, "reason": reason})})
         tick(failure_alerts, instance, resources, cursor)

@@ -36,9 +36,10 @@ from dagster import (
     sensor,
 )
 
-from passport_pipeline.covers_job import HALT_TAG, JOB_NAME, is_covers_run
+from passport_pipeline.covers.names import HALT_TAG, JOB_NAME, is_covers_run
+from passport_pipeline.covers.progress import run_progress
+from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 from passport_pipeline.domain.alert_message import StopKind, StoppedMonth, build_alert
-from passport_pipeline.progress import run_progress
 from passport_pipeline.resources.alert_channels import (
     AlertChannel,
     AlertDeliveryError,
@@ -46,7 +47,6 @@ from passport_pipeline.resources.alert_channels import (
     SlackAlerts,
 )
 from passport_pipeline.settings import Settings
-from passport_pipeline.unstarted_steps import record_unstarted_user_steps
 
 ALERTS_TAG = "passport/alerts"
 RETRY_EVERY_S = 60

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from dagster import DagsterInstance, QueuedRunCoordinator
 
-from passport_pipeline.instance_storage import AtomicClaimPostgresEventLogStorage
+from passport_pipeline.execution.instance_storage import AtomicClaimPostgresEventLogStorage
 from passport_pipeline_tests.claimers import Storage, claim_race
 from passport_pipeline_tests.deployment import REPO
 

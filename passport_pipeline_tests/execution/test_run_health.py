@@ -14,8 +14,8 @@ import psutil
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
-from passport_pipeline.covers_job import GEMINI_POOL
-from passport_pipeline.run_health import RELEASE_COMMAND
+from passport_pipeline.covers.names import GEMINI_POOL
+from passport_pipeline.execution.run_health import RELEASE_COMMAND
 from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.deployment import BIN, Deployment
 from passport_pipeline_tests.servers.fake_gemini import FakeGemini

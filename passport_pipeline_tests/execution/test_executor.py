@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from passport_pipeline.definitions import resources_for
-from passport_pipeline.executor import FREEZE_MODULE, step_preload_modules
+from passport_pipeline.execution.executor import FREEZE_MODULE, step_preload_modules
 from passport_pipeline.settings import load_settings
 
 LOCAL = {}

@@ -22,19 +22,12 @@ from dagster import (
     multiprocess_executor,
 )
 
-from passport_pipeline.progress import publish_progress
-from passport_pipeline.run_health import periodically, watched_run_process
-from passport_pipeline.unstarted_steps import record_unstarted_user_steps
+from passport_pipeline.covers.progress import publish_progress
+from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
+from passport_pipeline.dagster_internals import STEP_WORKER_MODULES
+from passport_pipeline.execution.run_health import periodically, watched_run_process
 
-# Dagster's step worker: loaded by every forked step before our code runs (measured by
-# listing sys.modules at the start of a step against those of the parent).
-STEP_WORKER_MODULES = (
-    "dagster._core.executor.child_process_executor",
-    "dagster._core.executor.multiprocess",
-    "dagster._core.instance.factory",
-    "dagster._cli.api",
-)
-FREEZE_MODULE = "passport_pipeline.forkserver_freeze"
+FREEZE_MODULE = "passport_pipeline.execution.forkserver_freeze"
 # How often the run page's progress is brought up to date while a month runs.
 PROGRESS_INTERVAL_S = 15
 # Image decoders that Pillow registers on first open (every step checks its image).
@@ -82,7 +75,7 @@ class _CoversExecutor(Executor):
                 except Exception as error:  # the stop itself must still reach Dagster
                     plan_context.log.warning(
                         f"could not record the users whose step never started ({error}); the "
-                        "failed-month sensor and `python -m passport_pipeline.reexecute` will"
+                        "failed-month sensor and `python -m passport_pipeline.cli.reexecute` will"
                     )
                 raise
 

@@ -1,0 +1,178 @@
+"""One user's step: draw (or reuse), check and store the cover, then link it to the passport."""
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dagster import DagsterExecutionInterruptedError, Failure, OpExecutionContext, Output, op
+
+from passport_pipeline.covers.breaker import record_unusable_and_check
+from passport_pipeline.covers.names import GEMINI_POOL, HALT_TAG
+from passport_pipeline.domain.breaker import HALT_AFTER_UNUSABLE, halt_reason
+from passport_pipeline.domain.images import inspect_image
+from passport_pipeline.domain.keys import cover_key
+from passport_pipeline.domain.months import Month
+from passport_pipeline.domain.prompt import build_prompt
+from passport_pipeline.domain.records import (
+    CoverRecord,
+    CoverRequest,
+    CoverStatus,
+    GeneratedImage,
+    UserTask,
+)
+from passport_pipeline.resources.app_db import AppDatabase
+from passport_pipeline.resources.cover_keys import CoverKeys
+from passport_pipeline.resources.image_model import ImageModel, PermanentImageModelError
+from passport_pipeline.resources.image_store import ImageStore
+from passport_pipeline.resources.pending_covers import PendingCovers
+
+
+@op(pool=GEMINI_POOL)
+def generate_cover(
+    context: OpExecutionContext,
+    task: UserTask,
+    app_db: AppDatabase,
+    image_model: ImageModel,
+    image_store: ImageStore,
+    cover_keys: CoverKeys,
+    pending_covers: PendingCovers,
+) -> Output[CoverRecord]:
+    """Draw, check and store one user's cover, then point the user's passport at it.
+
+    Reuses a cover already stored for this user and month unless the run forces regeneration,
+    so re-running a month never pays twice; a cover paid for whose upload failed is kept on
+    this machine and uploaded by the next attempt. The passport is updated only after the
+    upload, and only forward: never from a later month's cover back to this month's."""
+    with _ends_as_canceled(task):
+        return _cover_user(
+            context, task, app_db, image_model, image_store, cover_keys, pending_covers
+        )
+
+
+@contextmanager
+def _ends_as_canceled(task: UserTask) -> Iterator[None]:
+    # Dagster turns an interrupt inside a step with a retry policy into "up for retry": a
+    # terminated run would show its steps waiting to retry forever. The run was stopped on
+    # purpose, so the step ends, named as canceled; re-execution from failure runs it again.
+    try:
+        yield
+    except (DagsterExecutionInterruptedError, KeyboardInterrupt):
+        raise Failure(
+            f"user {task.user_id}: canceled: the run was stopped while this user's cover was "
+            "being made; nothing was linked (an image already paid for is kept for the next "
+            "attempt). Re-execute the run from failure to finish the user.",
+            metadata={"user_id": task.user_id, "canceled": True},
+            allow_retries=False,
+        ) from None
+
+
+def _cover_user(
+    context: OpExecutionContext,
+    task: UserTask,
+    app_db: AppDatabase,
+    image_model: ImageModel,
+    image_store: ImageStore,
+    cover_keys: CoverKeys,
+    pending_covers: PendingCovers,
+) -> Output[CoverRecord]:
+    month = Month.parse(task.month)
+    _stop_if_halted(context)
+    passport = app_db.latest_passport(task.user_id)
+    if passport is None:
+        return _skipped(task, "user has no passport")
+    visits = app_db.month_visits(task.user_id, month)
+    if not visits:
+        return _skipped(task, f"no visits in {month}")
+    stem = cover_keys.stem(task.user_id, month)
+    if not task.force and (existing := image_store.find(stem)) is not None:
+        linked = app_db.link_cover(passport.id, existing.url, month)
+        record = CoverRecord(
+            task.user_id, month.key, CoverStatus.REUSED, passport.id, existing.key, existing.url
+        )
+        metadata = {"key": existing.key, "linked": linked, "model_calls": 0}
+        metadata.update(image_store.cover_metadata(existing.url))
+        return Output(record, metadata={"status": record.status.value, **metadata})
+    image = pending_covers.find(stem)
+    kept = image is not None
+    if image is None:
+        request = CoverRequest(
+            prompt=build_prompt(passport, month, visits),
+            month=month,
+            nickname=passport.nickname,
+            title=passport.title,
+            visits=tuple(visits),
+        )
+        image = _generate(context, image_model, task, request)
+        pending_covers.keep(stem, image)
+    info = image.info or inspect_image(image.data)
+    stored = image_store.put(cover_key(stem, info.extension), image.data, info.mime_type)
+    pending_covers.discard(stem)
+    linked = app_db.link_cover(passport.id, stored.url, month)
+    record = CoverRecord(
+        task.user_id,
+        month.key,
+        CoverStatus.GENERATED,
+        passport.id,
+        stored.key,
+        stored.url,
+        estimated_cost_usd=float(image.metadata.get("estimated_cost_usd", 0.0)),
+    )
+    metadata = {
+        "key": stored.key,
+        "linked": linked,
+        "model": image.model,
+        "mime_type": info.mime_type,
+        "size": f"{info.width}x{info.height}",
+        "bytes": len(image.data),
+        # An earlier attempt paid for this image and could not store it; this one stored it.
+        "uploaded_kept_image": kept,
+        **image.metadata,
+        **image_store.cover_metadata(stored.url),
+    }
+    return Output(record, metadata={"status": record.status.value, **metadata})
+
+
+def _generate(
+    context: OpExecutionContext, image_model: ImageModel, task: UserTask, request: CoverRequest
+) -> GeneratedImage:
+    try:
+        return image_model.generate(request)
+    except PermanentImageModelError as error:
+        if error.halts_run:
+            _halt_run(context, str(error))
+        elif error.unusable_answer:
+            said = f"user {task.user_id}: {error}"
+            reason = record_unusable_and_check(
+                context, request.month.key, task.user_id, error.reason
+            )
+            if reason is not None:
+                _halt_run(context, halt_reason(reason, HALT_AFTER_UNUSABLE, said))
+        raise Failure(
+            f"user {task.user_id}: {error}",
+            metadata={"user_id": task.user_id, "reason": error.reason},
+            allow_retries=False,
+        ) from None
+
+
+def _skipped(task: UserTask, reason: str) -> Output[CoverRecord]:
+    record = CoverRecord(task.user_id, task.month, CoverStatus.SKIPPED, reason=reason)
+    return Output(record, metadata={"status": record.status.value, "reason": reason})
+
+
+def _halt_run(context: OpExecutionContext, reason: str) -> None:
+    # Run tags are shared by every step process of the run; re-executions copy tags, so the
+    # value names the run that halted.
+    value = json.dumps({"run_id": context.run_id, "reason": reason})
+    context.instance.add_run_tags(context.run_id, {HALT_TAG: value})
+
+
+def _stop_if_halted(context: OpExecutionContext) -> None:
+    run = context.instance.get_run_by_id(context.run_id)
+    raw = run.tags.get(HALT_TAG) if run else None
+    if raw:
+        halted = json.loads(raw)
+        if halted.get("run_id") == context.run_id:
+            raise Failure(
+                f"not calling the image model: this run was halted: {halted['reason']}",
+                allow_retries=False,
+            )

@@ -1,0 +1,115 @@
+"""The asset's first step: the month to cover and its users, checked before anything is paid."""
+
+import json
+from dataclasses import dataclass
+
+from dagster import Config, DynamicOut, DynamicOutput, Failure, OpExecutionContext, Out, Output, op
+from pydantic import Field
+
+from passport_pipeline.covers import events
+from passport_pipeline.covers.names import USERS_OUTPUT
+from passport_pipeline.covers.partitions import monthly_partitions
+from passport_pipeline.domain.keys import WeakSecretError
+from passport_pipeline.domain.month_status import TOTAL_TAG, UNKNOWN_USERS_TAG
+from passport_pipeline.domain.months import InvalidMonthError, Month
+from passport_pipeline.domain.records import UserTask
+from passport_pipeline.resources.app_db import AppDatabase
+from passport_pipeline.resources.cover_keys import CoverKeys
+from passport_pipeline.resources.image_model import ImageModel, PermanentImageModelError
+from passport_pipeline.resources.image_store import ImageStore, ImageStoreUnusableError
+
+
+class MonthUsersConfig(Config):
+    user_ids: list[int] | None = Field(
+        default=None,
+        description="Only these users (default: everyone with a visit in the month).",
+    )
+    force_regenerate: bool = Field(
+        default=False,
+        description="Call the image model even for users whose cover for the month is stored.",
+    )
+
+
+@dataclass(frozen=True)
+class MonthPlan:
+    month: str
+    user_ids: list[int]
+    unknown_user_ids: list[int]
+
+
+def run_month(context: OpExecutionContext) -> Month:
+    if not context.has_partition_key:
+        raise Failure(
+            "this job runs for one month: launch it for a partition, e.g. "
+            '--tags \'{"dagster/partition": "2026-10"}\'',
+            allow_retries=False,
+        )
+    try:
+        month = Month.parse(context.partition_key)
+    except InvalidMonthError as error:
+        raise Failure(f"partition key: {error}", allow_retries=False) from None
+    if context.partition_key != month.key:
+        # "2026-10 " would run the month under a tag no view of the month ever finds.
+        raise Failure(
+            f"partition key: {context.partition_key!r} is not written as a month key: "
+            f"launch it as {month.key!r}",
+            allow_retries=False,
+        )
+    if not monthly_partitions.has_partition_key(month.key):
+        keys = monthly_partitions.get_partition_keys()
+        raise Failure(
+            f"partition key: {month} is not a month this job covers: months run from "
+            f"{keys[0]} to the last finished month, {keys[-1]}",
+            allow_retries=False,
+        )
+    return month
+
+
+@op(out={"plan": Out(MonthPlan), USERS_OUTPUT: DynamicOut(UserTask)})
+def month_users(
+    context: OpExecutionContext,
+    config: MonthUsersConfig,
+    app_db: AppDatabase,
+    image_model: ImageModel,
+    image_store: ImageStore,
+    cover_keys: CoverKeys,
+):
+    """Find the month's users (a visit in the month, Seoul calendar) or take the listed ones,
+    check that the image model, the store and the key secret can be used at all, and fan out
+    one cover step per user."""
+    month = run_month(context)
+    try:
+        image_model.preflight()
+    except PermanentImageModelError as error:
+        # A wrong key or model: stop here, before a single paid call, and do not retry.
+        raise Failure(str(error), metadata={"reason": error.reason}, allow_retries=False) from None
+    try:
+        image_store.preflight()
+    except ImageStoreUnusableError as error:
+        # Every image paid for would have nowhere to go.
+        raise Failure(str(error), allow_retries=False) from None
+    try:
+        cover_keys.check()
+    except (WeakSecretError, ValueError) as error:
+        # Every user step would fail the same way: stop before the fan-out, say what to fix.
+        raise Failure(str(error), allow_retries=False) from None
+    unknown: list[int] = []
+    if config.user_ids is None:
+        user_ids = app_db.month_user_ids(month)
+    else:
+        requested = list(dict.fromkeys(config.user_ids))
+        known = app_db.existing_user_ids(requested)
+        user_ids = [user_id for user_id in requested if user_id in known]
+        unknown = [user_id for user_id in requested if user_id not in known]
+        if unknown:
+            context.log.warning(f"skipping user ids that do not exist: {unknown}")
+    context.log.info(f"{month}: {len(user_ids)} users to cover")
+    # The app backend reads the run's total over the webserver's GraphQL API (backend_api.py).
+    context.instance.add_run_tags(
+        context.run_id, {TOTAL_TAG: str(len(user_ids)), UNKNOWN_USERS_TAG: json.dumps(unknown)}
+    )
+    context.log_event(events.planned(month.key, len(user_ids), unknown))
+    yield Output(MonthPlan(month.key, user_ids, unknown), output_name="plan")
+    for user_id in user_ids:
+        task = UserTask(user_id, month.key, config.force_regenerate)
+        yield DynamicOutput(task, mapping_key=task.mapping_key, output_name=USERS_OUTPUT)

@@ -1,0 +1,57 @@
+"""The asset's last step: check the month's books and record its summary (the materialization)."""
+
+from dagster import Failure, MetadataValue, OpExecutionContext, Output, op
+
+from passport_pipeline.covers.plan import MonthPlan
+from passport_pipeline.domain.months import Month
+from passport_pipeline.domain.records import CoverRecord
+from passport_pipeline.domain.summary import missing_users, preview_markdown, summarize_month
+from passport_pipeline.resources.app_db import AppDatabase
+from passport_pipeline.resources.image_store import ImageStore
+
+
+@op
+def record_month(
+    context: OpExecutionContext,
+    plan: MonthPlan,
+    records: list[CoverRecord],
+    app_db: AppDatabase,
+    image_store: ImageStore,
+):
+    """Check the month's books: every planned user has a record, every stored cover exists
+    and is linked to its passport (unless a later month's cover is already there); then record
+    the month's summary on the `passport_covers` asset."""
+    missing = missing_users(plan.user_ids, records)
+    if missing:
+        # Never report a month done with users neither covered nor failed.
+        raise Failure(
+            f"{len(missing)} of {len(plan.user_ids)} planned users of {plan.month} have neither "
+            f"a cover nor a failure in this run: users {_listed(missing)}. Launch the month "
+            f"{plan.month} again (Launchpad, or dagster job execute with the partition "
+            f"{plan.month}): it covers them, and reuses every stored cover without paying twice.",
+            metadata={"missing_user_ids": MetadataValue.json(missing)},
+            allow_retries=False,
+        )
+    relinked = 0
+    for record in records:
+        if record.url and record.passport_id is not None:
+            if not image_store.exists_at(record.url):
+                raise Failure(
+                    f"user {record.user_id}: cover {record.key} is missing from the store"
+                )
+            relinked += app_db.link_cover(record.passport_id, record.url, Month.parse(record.month))
+    summary = summarize_month(plan.month, plan.user_ids, records)
+    metadata = {
+        **summary.as_metadata(),
+        "relinked": relinked,
+        "unknown_user_ids": MetadataValue.json(plan.unknown_user_ids),
+        "skip_reasons": MetadataValue.json(summary.skip_reasons),
+        "preview": MetadataValue.md(preview_markdown(summary, image_store.preview_src)),
+    }
+    # The asset's materialization for the month: the catalog shows this summary.
+    return Output(summary.as_metadata(), metadata=metadata)
+
+
+def _listed(user_ids: list[int], limit: int = 20) -> str:
+    shown = ", ".join(str(user_id) for user_id in user_ids[:limit])
+    return shown + (f" and {len(user_ids) - limit} more" if len(user_ids) > limit else "")

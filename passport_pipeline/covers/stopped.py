@@ -1,0 +1,59 @@
+"""What happens when a month's run stops short: run-status sensors for failed and canceled runs.
+
+A month with failed users never reaches ``record_month`` (Dagster skips a fan-in after a
+failure), so the sensor records that run's counts on the month's ``passport_covers`` partition,
+where the catalog shows them next to the last full summary. First it records the users whose
+step never started (a killed run process could not), so that they count as failed and
+re-execution from failure covers them.
+"""
+
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunStatusSensorContext,
+    SensorDefinition,
+    run_status_sensor,
+)
+
+from passport_pipeline.covers import events
+from passport_pipeline.covers.names import PARTITION_TAG, is_covers_run
+from passport_pipeline.covers.progress import run_progress
+from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
+
+
+def stopped_month_sensors(job_name: str) -> list[SensorDefinition]:
+    """One sensor for failed runs of the job, one for canceled ones; each records the run's
+    users that never started and the run's counts on its month."""
+    return [
+        _stopped_month_sensor(job_name, DagsterRunStatus.FAILURE, "failures", "failed"),
+        _stopped_month_sensor(job_name, DagsterRunStatus.CANCELED, "cancellations", "canceled"),
+    ]
+
+
+def _stopped_month_sensor(
+    job_name: str, status: DagsterRunStatus, name: str, label: str
+) -> SensorDefinition:
+    # Every run is watched, then filtered: a month materialized from the asset's page runs as
+    # Dagster's implicit asset job, and a `dagster job execute` run's origin is not this code
+    # location as the daemon loads it (a sensor limited to the location never sees those).
+    @run_status_sensor(
+        run_status=status,
+        name=f"{job_name}_{name}",
+        monitor_all_code_locations=True,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"Records a {label} run's unstarted users and counts on its month.",
+    )
+    def record_stopped_month(context: RunStatusSensorContext):
+        run = context.dagster_run
+        if not is_covers_run(run):
+            return
+        record_unstarted_user_steps(context.instance, run.run_id)
+        month = run.tags.get(PARTITION_TAG)
+        if not month:
+            return
+        progress, _ = run_progress(context.instance, run.run_id)
+        context.instance.report_runless_asset_event(
+            events.stopped_run(month, run.run_id, label, progress.as_dict())
+        )
+
+    return record_stopped_month
