@@ -4,6 +4,7 @@ that answers with Gemini's documented JSON."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -63,21 +64,23 @@ def test_month_run_with_gemini_links_every_passport(deployment, gemini, postgres
 def test_failures_do_not_hold_back_the_rest_and_reexecution_finishes_the_month(
     deployment, gemini, postgres_url
 ):
-    gemini.script([Reply.no_image("IMAGE_SAFETY")], prompt_contains="Blocked")
+    # The model answers these three users with bytes that are no image: asked again once, then
+    # each user's step fails for good (no step retry).
+    gemini.script([Reply.corrupt_image()], prompt_contains="Blocked")
     first = deployment.execute_month("2026-10")
     assert first.returncode != 0
     [run] = deployment.runs()
-    # The 17 others are linked in that same run; the 3 refused users are failed steps.
+    # The 17 others are linked in that same run; the 3 users are failed steps.
     urls = cover_urls(postgres_url)
     assert {u for u, url in urls.items() if url} == {u.id for u in USERS} - BLOCKED
     failed = deployment.step_keys(run.run_id, DagsterEventType.STEP_FAILURE)
     assert failed == sorted(f"passport_covers.generate_cover[user_{u}]" for u in BLOCKED)
     assert deployment.step_keys(run.run_id, DagsterEventType.STEP_UP_FOR_RETRY) == []
-    assert gemini.generate_requests == 20  # refused content is not retried
+    assert gemini.generate_requests == 17 + 3 * 2
     progress = deployment.progress("2026-10")
     assert (progress["completed"], progress["failed"], progress["remaining"]) == (17, 3, 0)
 
-    # The safety filter is satisfied now (say, the prompt template was fixed): re-execute.
+    # The model answers properly again: re-execute from failure.
     gemini.clear_rules()
     gemini.reset()
     again = deployment.reexecute(run.run_id)
@@ -99,6 +102,34 @@ def test_failures_do_not_hold_back_the_rest_and_reexecution_finishes_the_month(
     assert deployment.execute_month("2026-10").returncode == 0
     assert gemini.generate_requests == 0
     assert deployment.progress("2026-10")["summary"]["reused"] == 20
+
+
+def test_refused_users_are_named_without_failing_the_month_and_a_later_launch_asks_again(
+    deployment, gemini, postgres_url
+):
+    gemini.script([Reply.no_image("IMAGE_SAFETY")], prompt_contains="Blocked")
+    first = deployment.execute_month("2026-10")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    [run] = deployment.runs()
+    urls = cover_urls(postgres_url)
+    assert {u for u, url in urls.items() if url} == {u.id for u in USERS} - BLOCKED
+    assert deployment.step_keys(run.run_id, DagsterEventType.STEP_FAILURE) == []
+    assert gemini.generate_requests == 20  # a refusal is final: never asked twice in a run
+    progress = deployment.progress("2026-10")
+    assert (progress["completed"], progress["failed"], progress["remaining"]) == (17, 3, 0)
+    summary = progress["summary"]
+    assert (summary["generated"], summary["refused"], summary["failed"]) == (17, 3, 0)
+    assert summary["refusal_reasons"] == {"IMAGE_SAFETY": 3}
+
+    # The prompt is accepted now (say, the template was fixed): the month's next launch asks
+    # the model for the three refused users only; the 17 stored covers are reused.
+    gemini.clear_rules()
+    gemini.reset()
+    assert deployment.execute_month("2026-10").returncode == 0
+    assert gemini.generate_requests == 3
+    assert all(cover_urls(postgres_url).values())
+    summary = deployment.progress("2026-10")["summary"]
+    assert (summary["generated"], summary["reused"], summary["refused"]) == (3, 17, 0)
 
 
 @pytest.mark.parametrize(
@@ -176,8 +207,8 @@ ANSWERS = {
     "Flaky": ([500, "ok"], "generated"),
     "Gateway": ([504, "ok"], "generated"),
     "Garbled": ([Reply.corrupt_image(), "ok"], "generated"),
-    "Refused": ([Reply.no_image("IMAGE_SAFETY")], "failed"),
-    "Prohibited": ([Reply.blocked("PROHIBITED_CONTENT")], "failed"),
+    "Refused": ([Reply.no_image("IMAGE_SAFETY")], "refused"),
+    "Prohibited": ([Reply.blocked("PROHIBITED_CONTENT")], "refused"),
     "Broken": ([Reply.corrupt_image()], "failed"),
 }
 
@@ -214,6 +245,24 @@ def test_every_answer_class_behaves_as_documented_and_the_key_never_leaks(
     assert gemini.requests_for("Broken") == 2
     log = deployment.event_log_text()
     assert "IMAGE_SAFETY" in log and "PROHIBITED_CONTENT" in log
+    # A refusal is the user's outcome, with its reason and a warning: no failed step, no trace.
+    with deployment.instance() as instance:
+        outputs = {
+            entry.dagster_event.step_key: entry.dagster_event.step_output_data.metadata
+            for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_OUTPUT)
+        }
+        warnings = [
+            entry.user_message
+            for entry in instance.all_logs(run.run_id)
+            if entry.level == logging.WARNING and "refused by the image model" in entry.user_message
+        ]
+    for i, (title, (_, end)) in enumerate(ANSWERS.items(), start=1):
+        if end == "refused":
+            metadata = outputs[f"passport_covers.generate_cover[user_{i}]"]
+            assert metadata["status"].value == "refused", title
+            assert metadata["reason"].value in ("IMAGE_SAFETY", "PROHIBITED_CONTENT"), title
+    assert len(warnings) == 2
+    assert not any("Traceback" in w or 'File "' in w for w in warnings)
     # The client's retry warnings reach the run's event log (dagster.yaml manages our loggers).
     assert "generateContent attempt 1 of 3 failed, retrying in" in log
     assert API_KEY not in log

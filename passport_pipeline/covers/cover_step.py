@@ -42,7 +42,9 @@ def generate_cover(
     Reuses a cover already stored for this user and month unless the run forces regeneration,
     so re-running a month never pays twice; a cover paid for whose upload failed is kept on
     this machine and uploaded by the next attempt. The passport is updated only after the
-    upload, and only forward: never from a later month's cover back to this month's."""
+    upload, and only forward: never from a later month's cover back to this month's. A user
+    whose prompt the model declines (a safety filter) ends as ``refused``, with the reason in
+    the step's metadata and a warning in its log: asking again would get the same answer."""
     with _ends_as_canceled(task):
         return _cover_user(
             context, task, app_db, image_model, image_store, cover_keys, pending_covers
@@ -102,17 +104,38 @@ def _cover_user(
             title=passport.title,
             visits=tuple(visits),
         )
-        image = _generate(context, image_model, task, request)
+        try:
+            image = image_model.generate(request)
+        except PermanentImageModelError as error:
+            if error.refused:
+                return _refused(context, task, error)
+            raise _failure(context, task, error) from None
         pending_covers.keep(stem, image)
+    return _store_and_link(
+        task, passport.id, stem, image, kept, app_db, image_store, pending_covers
+    )
+
+
+def _store_and_link(
+    task: UserTask,
+    passport_id: int,
+    stem: str,
+    image: GeneratedImage,
+    kept: bool,
+    app_db: AppDatabase,
+    image_store: ImageStore,
+    pending_covers: PendingCovers,
+) -> Output[CoverRecord]:
+    month = Month.parse(task.month)
     info = image.info or inspect_image(image.data)
     stored = image_store.put(cover_key(stem, info.extension), image.data, info.mime_type)
     pending_covers.discard(stem)
-    linked = app_db.link_cover(passport.id, stored.url, month)
+    linked = app_db.link_cover(passport_id, stored.url, month)
     record = CoverRecord(
         task.user_id,
         month.key,
         CoverStatus.GENERATED,
-        passport.id,
+        passport_id,
         stored.key,
         stored.url,
         estimated_cost_usd=float(image.metadata.get("estimated_cost_usd", 0.0)),
@@ -132,26 +155,35 @@ def _cover_user(
     return Output(record, metadata={"status": record.status.value, **metadata})
 
 
-def _generate(
-    context: OpExecutionContext, image_model: ImageModel, task: UserTask, request: CoverRequest
-) -> GeneratedImage:
-    try:
-        return image_model.generate(request)
-    except PermanentImageModelError as error:
-        if error.halts_run:
-            _halt_run(context, str(error))
-        elif error.unusable_answer:
-            said = f"user {task.user_id}: {error}"
-            reason = record_unusable_and_check(
-                context, request.month.key, task.user_id, error.reason
-            )
-            if reason is not None:
-                _halt_run(context, halt_reason(reason, HALT_AFTER_UNUSABLE, said))
-        raise Failure(
-            f"user {task.user_id}: {error}",
-            metadata={"user_id": task.user_id, "reason": error.reason},
-            allow_retries=False,
-        ) from None
+def _refused(
+    context: OpExecutionContext, task: UserTask, error: PermanentImageModelError
+) -> Output[CoverRecord]:
+    # Expected and final for this month: asking again gets the same answer. The user's outcome
+    # is "refused" with the model's reason (counted as failed in progress and the summary), not
+    # a failed step with a stack trace; a later launch of the month asks again.
+    said = f"user {task.user_id}: refused by the image model: {error} ({error.reason})"
+    context.log.warning(said)
+    record = CoverRecord(task.user_id, task.month, CoverStatus.REFUSED, reason=error.reason)
+    return Output(
+        record, metadata={"status": record.status.value, "reason": error.reason, "said": said}
+    )
+
+
+def _failure(
+    context: OpExecutionContext, task: UserTask, error: PermanentImageModelError
+) -> Failure:
+    if error.halts_run:
+        _halt_run(context, str(error))
+    elif error.unusable_answer:
+        said = f"user {task.user_id}: {error}"
+        reason = record_unusable_and_check(context, task.month, task.user_id, error.reason)
+        if reason is not None:
+            _halt_run(context, halt_reason(reason, HALT_AFTER_UNUSABLE, said))
+    return Failure(
+        f"user {task.user_id}: {error}",
+        metadata={"user_id": task.user_id, "reason": error.reason},
+        allow_retries=False,
+    )
 
 
 def _skipped(task: UserTask, reason: str) -> Output[CoverRecord]:

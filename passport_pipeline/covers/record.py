@@ -46,6 +46,7 @@ def record_month(
         "relinked": relinked,
         "unknown_user_ids": MetadataValue.json(plan.unknown_user_ids),
         "skip_reasons": MetadataValue.json(summary.skip_reasons),
+        "refusal_reasons": MetadataValue.json(summary.refusal_reasons),
         "preview": MetadataValue.md(preview_markdown(summary, image_store.preview_src)),
     }
     # The asset's materialization for the month: the catalog shows this summary.

@@ -105,7 +105,9 @@ def fold_month(month: str, group: list[RunView], summary: dict | None, now: floa
     completed, failed, skipped = progress.completed, progress.failed, progress.skipped
     if summary is not None:
         completed = int(summary["generated"]) + int(summary["reused"])
-        failed, skipped = int(summary["failed"]), int(summary["skipped"])
+        # A month recorded before refusals were counted apart has no "refused".
+        failed = int(summary["failed"]) + int(summary.get("refused", 0))
+        skipped = int(summary["skipped"])
     counts = {"completed": completed, "failed": failed, "skipped": skipped}
     return MonthProgress(
         month=month,

@@ -42,6 +42,11 @@ class Progress:
         return asdict(self)
 
 
+# A user's output status → how progress counts the user; any other status is a cover.
+# A refusal (the model declined the prompt) is a named failure, though its step succeeded.
+_OUTCOMES = {"skipped": "skipped", "refused": "failed"}
+
+
 def compute_progress(
     total: int | None, events: Iterable[StepEvent], started_at: float, ended_at: float
 ) -> Progress:
@@ -54,9 +59,10 @@ def compute_progress(
     for event in sorted(events, key=lambda e: e.timestamp):
         user = event.user
         if event.kind is StepEventKind.OUTPUT:
-            state[user] = "skipped" if event.status == "skipped" else "output"
+            state[user] = _OUTCOMES.get(event.status or "", "output")
         elif event.kind is StepEventKind.SUCCESS:
-            state[user] = "skipped" if state.get(user) == "skipped" else "completed"
+            if state.get(user) not in ("skipped", "failed"):
+                state[user] = "completed"
         elif event.kind is StepEventKind.FAILURE:
             state[user] = "failed"
         elif event.kind in (StepEventKind.START, StepEventKind.RETRY):

@@ -67,6 +67,7 @@ class CoverStatus(StrEnum):
     GENERATED = "generated"
     REUSED = "reused"
     SKIPPED = "skipped"
+    REFUSED = "refused"  # the model declined the user's prompt: a named failure, not retried
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from passport_pipeline.domain.records import CoverRecord, CoverStatus
 
@@ -18,11 +18,13 @@ class MonthSummary:
     generated: int
     reused: int
     skipped: int
-    failed: int
+    failed: int  # planned users with no outcome at all
     skip_reasons: dict[str, int]
     # (user id, cover URL) of the first covers by user id, for the month's preview.
     preview: tuple[tuple[int, str], ...]
     estimated_cost_usd: float = 0.0
+    refused: int = 0  # the model declined the user's prompt
+    refusal_reasons: dict[str, int] = field(default_factory=dict)
 
     def as_metadata(self) -> dict[str, int | str]:
         return {
@@ -32,6 +34,7 @@ class MonthSummary:
             "reused": self.reused,
             "skipped": self.skipped,
             "failed": self.failed,
+            "refused": self.refused,
             "estimated_cost_usd": self.estimated_cost_usd,
         }
 
@@ -48,11 +51,7 @@ def summarize_month(
     """Count outcomes; a planned user without a record is a failure."""
     by_user = {record.user_id: record for record in records}
     statuses = Counter(record.status for record in by_user.values())
-    reasons = Counter(
-        record.reason or "unknown"
-        for record in by_user.values()
-        if record.status is CoverStatus.SKIPPED
-    )
+    reasons = _reasons(by_user.values(), CoverStatus.SKIPPED)
     preview = tuple(
         (record.user_id, record.url)
         for record in sorted(by_user.values(), key=lambda r: r.user_id)
@@ -65,10 +64,16 @@ def summarize_month(
         reused=statuses[CoverStatus.REUSED],
         skipped=statuses[CoverStatus.SKIPPED],
         failed=sum(1 for user_id in planned_user_ids if user_id not in by_user),
-        skip_reasons=dict(reasons),
+        skip_reasons=reasons,
         preview=preview,
         estimated_cost_usd=round(sum(r.estimated_cost_usd for r in by_user.values()), 4),
+        refused=statuses[CoverStatus.REFUSED],
+        refusal_reasons=_reasons(by_user.values(), CoverStatus.REFUSED),
     )
+
+
+def _reasons(records: Iterable[CoverRecord], status: CoverStatus) -> dict[str, int]:
+    return dict(Counter(r.reason or "unknown" for r in records if r.status is status))
 
 
 def preview_markdown(summary: MonthSummary, image_src: Callable[[str], str | None]) -> str:

@@ -132,7 +132,11 @@ class GeminiImageModel(ImageModel):
             if verdict.status_code == 200 and self.fallback_to_local:
                 return self._fallback(request, verdict, failed.attempts)
             raise PermanentImageModelError(
-                verdict.message, reason=verdict.reason, halts_run=verdict.halts_run
+                verdict.message,
+                reason=verdict.reason,
+                halts_run=verdict.halts_run,
+                # A 200 without an image that is not garbage: the model declined the prompt.
+                refused=verdict.status_code == 200,
             ) from None
         assert isinstance(image, GeminiImage)  # a POST answer is always read as an image
         metadata: dict[str, str | int | float | bool] = {

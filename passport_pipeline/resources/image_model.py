@@ -20,6 +20,8 @@ class TransientImageModelError(ImageModelError):
 class PermanentImageModelError(ImageModelError):
     """Another try gives the same answer: refused content, a daily quota, a bad request.
 
+    ``refused`` marks a model that declined this user's prompt (a safety filter): an expected,
+    final answer for the month, recorded as the user's outcome rather than a failed step.
     ``halts_run`` marks answers that no other user's step can succeed against either
     (a bad API key, an unknown model): the run stops calling the model after the first one.
     ``unusable_answer`` marks a model that answered, twice, with something that is no usable
@@ -27,10 +29,17 @@ class PermanentImageModelError(ImageModelError):
     """
 
     def __init__(
-        self, message: str, *, reason: str, halts_run: bool = False, unusable_answer: bool = False
+        self,
+        message: str,
+        *,
+        reason: str,
+        halts_run: bool = False,
+        unusable_answer: bool = False,
+        refused: bool = False,
     ):
         super().__init__(message)
         self.reason = reason
+        self.refused = refused
         self.halts_run = halts_run
         self.unusable_answer = unusable_answer
 

@@ -88,6 +88,15 @@ def test_the_summary_splits_skipped_users_out_of_the_completed_ones():
     assert progress.message == "done: 1 covered, 2 skipped, 0 failed of 3"
 
 
+def test_users_the_model_refused_count_as_failed_in_a_finished_month():
+    steps = [stat(user, "SUCCESS", 101, 102) for user in (1, 2, 3)]
+    done = run("a", status="SUCCESS", end=130, tags=TOTAL_3, steps=steps)
+    summary = {"run_id": "a", "generated": 2, "reused": 0, "skipped": 0, "failed": 0}
+    progress = fold_month("2026-10", [done], {**summary, "refused": 1}, NOW)
+    assert (progress.completed, progress.failed, progress.percent) == (2, 1, 100.0)
+    assert progress.message == "done: 2 covered, 0 skipped, 1 failed of 3"
+
+
 @pytest.mark.parametrize(
     ("status", "tags", "message"),
     [

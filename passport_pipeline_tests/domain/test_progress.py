@@ -55,6 +55,19 @@ def test_a_later_success_in_a_re_execution_replaces_the_failure():
     assert (progress.completed, progress.failed, progress.percent) == (1, 0, 100.0)
 
 
+def test_a_refused_user_counts_as_failed_though_its_step_succeeded():
+    log = events(
+        ("user_1", K.START, 1, None),
+        ("user_1", K.OUTPUT, 2, "refused"),
+        ("user_1", K.SUCCESS, 2, None),
+        ("user_2", K.START, 1, None),
+        ("user_2", K.OUTPUT, 3, "generated"),
+        ("user_2", K.SUCCESS, 3, None),
+    )
+    progress = compute_progress(2, log, 0, 5)
+    assert (progress.completed, progress.failed, progress.remaining) == (1, 1, 0)
+
+
 @pytest.mark.parametrize(("total", "percent", "remaining"), [(None, None, None), (0, 100.0, 0)])
 def test_unknown_or_empty_total(total, percent, remaining):
     progress = compute_progress(total, [], 0, 1)

@@ -23,18 +23,22 @@ def test_counts_each_outcome_and_planned_users_without_a_record_as_failed():
         record(2, CoverStatus.REUSED, "s3://b/covers/2.png"),
         record(3, CoverStatus.SKIPPED, reason="user has no passport"),
         record(4, CoverStatus.SKIPPED, reason="no visits in 2026-10"),
+        record(6, CoverStatus.REFUSED, reason="IMAGE_SAFETY"),
+        record(7, CoverStatus.REFUSED, reason="IMAGE_SAFETY"),
     ]
-    summary = summarize_month("2026-10", [1, 2, 3, 4, 5], records)
+    summary = summarize_month("2026-10", [1, 2, 3, 4, 5, 6, 7], records)
     assert summary.as_metadata() == {
         "month": "2026-10",
-        "total": 5,
+        "total": 7,
         "generated": 1,
         "reused": 1,
         "skipped": 2,
         "failed": 1,
+        "refused": 2,
         "estimated_cost_usd": 0.039,
     }
     assert summary.skip_reasons == {"user has no passport": 1, "no visits in 2026-10": 1}
+    assert summary.refusal_reasons == {"IMAGE_SAFETY": 2}
     assert summary.preview == ((1, "s3://b/covers/1.png"), (2, "s3://b/covers/2.png"))
 
 

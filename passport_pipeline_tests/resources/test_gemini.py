@@ -223,6 +223,7 @@ def test_another_bad_request_fails_only_that_user(server: FakeGemini) -> None:
     with pytest.raises(PermanentImageModelError, match="invalid argument") as e:
         make_model(server).generate(cover_request("X marks the spot"))
     assert (e.value.reason, e.value.halts_run) == ("INVALID_ARGUMENT", False)
+    assert not e.value.refused
     assert server.generate_requests == 1
     make_model(server).generate(cover_request("Mina"))  # other users are unaffected
 
@@ -241,6 +242,7 @@ def test_a_refusal_is_permanent_and_named(server: FakeGemini, reply: Reply, name
     with pytest.raises(PermanentImageModelError, match=f"Gemini returned no image: {named}") as e:
         make_model(server).generate(cover_request())
     assert e.value.reason == reply.reason and not e.value.halts_run
+    assert e.value.refused  # the user's outcome, not a broken model
     assert server.generate_requests == 1
     assert_secret_free(e.value)
 
@@ -272,6 +274,7 @@ def test_an_answer_that_is_no_image_is_asked_again_once_then_fails_the_user(
     with pytest.raises(PermanentImageModelError, match=named) as e:
         make_model(server).generate(cover_request())
     assert (e.value.reason, e.value.unusable_answer, e.value.halts_run) == (reason, True, False)
+    assert not e.value.refused
     assert "asked again only once" in str(e.value)
     assert server.generate_requests == 2
     assert_secret_free(e.value)
