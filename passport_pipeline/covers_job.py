@@ -2,6 +2,7 @@
 record the month), partitioned by month, and the job that materializes it."""
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from passport_pipeline import batch_month
 from passport_pipeline.breaker import record_unusable_and_check
 from passport_pipeline.domain.breaker import HALT_AFTER_UNUSABLE, halt_reason
 from passport_pipeline.domain.images import inspect_image
@@ -69,6 +71,15 @@ class MonthUsersConfig(Config):
         default=False,
         description="Call the image model even for users whose cover for the month is stored.",
     )
+    # -- batch mode (PASSPORT_IMAGE_MODEL=gemini-batch; see batch_month.py) --
+    batch_name: str | None = Field(
+        default=None,
+        description="Store the answers of this finished Gemini batch (set by the batch sensor).",
+    )
+    direct: bool = Field(
+        default=False,
+        description="In batch mode, call the model directly (full price) instead of a batch.",
+    )
 
 
 @dataclass(frozen=True)
@@ -106,7 +117,9 @@ def run_month(context: OpExecutionContext) -> Month:
     return month
 
 
-@op(out={"plan": Out(MonthPlan), "users": DynamicOut(UserTask)})
+# No plan when the month's users were submitted as a Gemini batch: the run ends there and
+# record_month is skipped; the batch's results run records the month.
+@op(out={"plan": Out(MonthPlan, is_required=False), "users": DynamicOut(UserTask)})
 def month_users(
     context: OpExecutionContext,
     config: MonthUsersConfig,
@@ -114,6 +127,7 @@ def month_users(
     image_model: ImageModel,
     image_store: ImageStore,
     cover_keys: CoverKeys,
+    pending_covers: PendingCovers,
 ):
     """Find the month's users (a visit in the month, Seoul calendar) or take the listed ones,
     check that the image model, the store and the key secret can be used at all, and fan out
@@ -144,6 +158,14 @@ def month_users(
         unknown = [user_id for user_id in requested if user_id not in known]
         if unknown:
             context.log.warning(f"skipping user ids that do not exist: {unknown}")
+    batch_name = config.batch_name
+    if batch_name is None and batch_month.uses_batch(image_model) and not config.direct:
+        decision, batch_name = batch_month.plan_batch(
+            context, month, user_ids, config.force_regenerate, app_db, image_model,
+            image_store, cover_keys, pending_covers,
+        )  # fmt: skip
+        if decision is batch_month.Decision.WAIT:
+            return
     context.log.info(f"{month}: {len(user_ids)} users to cover")
     # The app backend reads the run's total over the webserver's GraphQL API (backend_api.py).
     context.instance.add_run_tags(
@@ -157,8 +179,13 @@ def month_users(
         )
     )
     yield Output(MonthPlan(month.key, user_ids, unknown), output_name="plan")
-    for user_id in user_ids:
-        task = UserTask(user_id, month.key, config.force_regenerate)
+    if batch_name is not None:
+        tasks = batch_month.results_tasks(
+            context, month, user_ids, batch_name, config.force_regenerate, image_model
+        )
+    else:
+        tasks = (UserTask(user_id, month.key, config.force_regenerate) for user_id in user_ids)
+    for task in tasks:
         yield DynamicOutput(task, mapping_key=task.mapping_key, output_name="users")
 
 
@@ -237,7 +264,10 @@ def _cover_user(
             title=passport.title,
             visits=tuple(visits),
         )
-        image = _generate(context, image_model, task, request)
+        if task.batch is not None:  # the answer of the month's Gemini batch, already paid
+            image = batch_month.batch_image(task, image_model)
+        else:
+            image = _generate(context, image_model, task, request)
         pending_covers.keep(stem, image)
     info = image.info or inspect_image(image.data)
     stored = image_store.put(cover_key(stem, info.extension), image.data, info.mime_type)
@@ -251,6 +281,7 @@ def _cover_user(
         stored.key,
         stored.url,
         estimated_cost_usd=float(image.metadata.get("estimated_cost_usd", 0.0)),
+        path=str(image.metadata.get("path", "direct")),
     )
     metadata = {
         "key": stored.key,
@@ -325,6 +356,10 @@ def record_month(
         "relinked": relinked,
         "unknown_user_ids": MetadataValue.json(plan.unknown_user_ids),
         "skip_reasons": MetadataValue.json(summary.skip_reasons),
+        # Which path made the month's new covers (direct calls, or a Gemini batch at half price).
+        "cover_paths": MetadataValue.json(
+            dict(Counter(r.path for r in records if r.status is CoverStatus.GENERATED))
+        ),
         "preview": MetadataValue.md(preview_markdown(summary, image_store.preview_src)),
     }
     # The asset's materialization for the month: the catalog shows this summary.
