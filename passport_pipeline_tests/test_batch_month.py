@@ -9,6 +9,7 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     Definitions,
+    build_run_status_sensor_context,
     build_sensor_context,
     materialize,
 )
@@ -183,9 +184,19 @@ def test_a_large_month_goes_as_a_jsonl_file_and_its_results_file_is_read(
 
 
 def test_terminating_the_month_cancels_its_pending_batch(gemini, resources, instance):
-    assert launch(resources, instance).success
+    submit = launch(resources, instance)
+    assert submit.success
     [name] = gemini.batches.names()
-    assert cancel_open_batches(instance, MONTH, resources["image_model"]) == [name]
+    # The run-status sensor as the daemon calls it for a terminated run of the month.
+    [event] = instance.all_logs(submit.run_id, of_type=DagsterEventType.RUN_SUCCESS)
+    with build_run_status_sensor_context(
+        sensor_name=cancel_sensor.name,
+        dagster_event=event.dagster_event,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(submit.run_id),
+        resources={"image_model": resources["image_model"]},
+    ) as context:
+        assert f"cancelled ['{name}']" in cancel_sensor(context).skip_message
     assert gemini.batches.calls["cancel"] == 1
     assert gemini.batches.batches[name].state == "CANCELLED"
     [request] = tick(instance, resources, None).run_requests
@@ -193,3 +204,17 @@ def test_terminating_the_month_cancels_its_pending_batch(gemini, resources, inst
     [message] = step_failures(instance, results.run_id).values()
     assert "ended CANCELLED" in message and "launch the month again" in message
     assert cancel_open_batches(instance, MONTH, resources["image_model"]) == []
+
+
+def test_a_launch_after_the_batch_ended_stores_its_results_without_a_new_batch(
+    gemini, resources, instance, sqlite_url
+):
+    assert launch(resources, instance).success
+    [name] = gemini.batches.names()
+    gemini.batches.finish(name)  # the sensor is off: nobody has stored the answers yet
+    month = launch(resources, instance)
+    assert month.success and gemini.batches.calls["create"] == 1
+    assert all(cover_urls(sqlite_url)[u] for u in SUBMITTED)
+    assert gemini.batches.paid_images() == {"batch": 4} and gemini.generate_requests == 0
+    # The sensor, switched on later, finds the batch closed and launches nothing.
+    assert not tick(instance, resources, None).run_requests
