@@ -57,6 +57,7 @@ class FakeBatches:
         self.files: dict[str, bytes] = {}
         self.uploads: dict[str, str] = {}  # upload id -> display name
         self.calls: Counter[str] = Counter()  # create, get, cancel, upload, download
+        self.faults: list[int] = []  # HTTP statuses the next Batch API calls answer with
 
     # -- driven by the tests ---------------------------------------------------------------
 
@@ -94,6 +95,11 @@ class FakeBatches:
         """FAILED or EXPIRED (or CANCELLED) without answers."""
         with self.lock:
             self.batches[name].state = state
+
+    def fail_next(self, *statuses: int) -> None:
+        """The next Batch/Files API calls answer these HTTP errors (Google's error body)."""
+        with self.lock:
+            self.faults.extend(statuses)
 
     def paid_images(self) -> Counter[str]:
         """Images served, by endpoint (``generate``: the direct path; ``batch``)."""
@@ -161,6 +167,12 @@ def serve_batch(handler: Any, method: str) -> bool:
         return True
     if key not in fake.api_keys:
         handler._json(400, google_error(400, MESSAGES[400], [KEY_INVALID]), "error")
+        return True
+    with batches.lock:
+        fault = batches.faults.pop(0) if batches.faults else None
+    if fault is not None:
+        batches.calls["fault"] += 1
+        handler._json(fault, google_error(fault), "error")
         return True
     if path.startswith("/upload/"):
         return _upload(handler, batches, query, raw)
