@@ -256,9 +256,8 @@ def batch_image(task: UserTask, model: ImageModel) -> GeneratedImage:
     """The user's image from the batch's answer (decoded and checked like a direct answer)."""
     slot = task.batch
     assert slot is not None
-    direct = (
-        "ops: {passport_covers: {config: {user_ids: [%d], direct: true}}}" % task.user_id  # noqa: UP031
-    )
+    direct = "ops: {passport_covers: {config: {user_ids: [ID], direct: true}}}"
+    direct = direct.replace("ID", str(task.user_id))
     if slot.answer is None:
         raise Failure(
             f"user {task.user_id}: {slot.batch_name} has no answer for this user; run the user "

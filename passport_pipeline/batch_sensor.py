@@ -60,6 +60,8 @@ def _poll_sensor(job, poll_interval_s: float) -> SensorDefinition:
         ),
     )
     def poll_month_batches(context: SensorEvaluationContext, image_model: GeminiBatchImageModel):
+        """Find new batches in the ledger, record each open one's state and counts when they
+        change, and request the results run of each batch that has ended."""
         cursor = json.loads(context.cursor) if context.cursor else {}
         after = cursor.get("after")
         known = {name: BatchRecord(**fields) for name, fields in cursor.get("open", {}).items()}
@@ -122,6 +124,7 @@ def _cancel_sensor(job_name: str) -> SensorDefinition:
         description="Cancels the open Gemini batches of a month whose run was terminated.",
     )
     def cancel_month_batches(context: RunStatusSensorContext, image_model: GeminiBatchImageModel):
+        """Cancel the open batches of the terminated run's month."""
         run = context.dagster_run
         month = run.tags.get("dagster/partition")
         if not is_covers_run(run) or not month:
