@@ -23,6 +23,9 @@ from passport_pipeline.domain.images import DEFAULT_MAX_IMAGE_BYTES
 
 # "Suitable for smaller batches that keep the total request size under 20MB" (Batch API guide).
 INLINE_LIMIT_BYTES = 20_000_000
+# An inline batch's answers come back inline too, in every batches.get once it is done: about
+# 2 MB of base64 per cover image. Inline only while the answers also stay under the limit.
+ANSWER_BYTES_ESTIMATE = 2_000_000
 PENDING, RUNNING, SUCCEEDED = "PENDING", "RUNNING", "SUCCEEDED"
 FAILED, CANCELLED, EXPIRED = "FAILED", "CANCELLED", "EXPIRED"
 OPEN_STATES = frozenset({PENDING, RUNNING})
@@ -114,7 +117,11 @@ def jsonl(requests: Iterable[tuple[str, dict[str, Any]]]) -> bytes:
 
 
 def fits_inline(body: dict, limit_bytes: int = INLINE_LIMIT_BYTES) -> bool:
-    return len(json.dumps(body).encode()) < limit_bytes
+    """Whether the create call, and the answers that will come back inline, stay under the
+    limit; a larger month goes as a JSONL file, and its answers as a results file."""
+    requests = body["batch"]["inputConfig"]["requests"]["requests"]
+    answers = len(requests) * ANSWER_BYTES_ESTIMATE
+    return max(len(json.dumps(body).encode()), answers) < limit_bytes
 
 
 def parse_batch(payload: object) -> BatchJob:

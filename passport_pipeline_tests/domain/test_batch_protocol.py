@@ -42,6 +42,9 @@ def test_inline_requests_carry_their_key_in_metadata():
     assert [item["metadata"]["key"] for item in inlined] == ["user_7", "user_12"]
     assert inlined[0]["request"]["contents"][0]["parts"][0]["text"] == "cover 7"
     assert protocol.fits_inline(body) and not protocol.fits_inline(body, limit_bytes=100)
+    # Ten covers' answers (~2 MB each) would not come back inline under 20 MB: a file.
+    many = protocol.inline_body("m", REQUESTS * 5)
+    assert not protocol.fits_inline(many) and protocol.fits_inline(many, 30_000_000)
 
 
 def test_a_file_batch_names_the_uploaded_jsonl_whose_lines_are_key_and_request():
