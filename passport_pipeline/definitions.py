@@ -24,10 +24,20 @@ from passport_pipeline.settings import Settings, load_settings
 
 
 def image_model_for(settings: Settings) -> ImageModel:
-    if settings.image_model == "gemini":
+    if settings.image_model in ("gemini", "gemini-batch"):
         from passport_pipeline.resources.gemini import GeminiImageModel
 
-        return GeminiImageModel(
+        gemini = GeminiImageModel
+        batch: dict = {}
+        if settings.image_model == "gemini-batch":
+            from passport_pipeline.resources.gemini_batch import GeminiBatchImageModel
+
+            gemini = GeminiBatchImageModel
+            batch = {
+                "batch_price_per_image_usd": settings.gemini_batch_price_per_image_usd,
+                "inline_limit_bytes": settings.gemini_batch_inline_limit_bytes,
+            }
+        return gemini(
             api_key=EnvVar("GEMINI_API_KEY"),
             base_url=settings.gemini_base_url,
             model=settings.gemini_model,
@@ -38,6 +48,7 @@ def image_model_for(settings: Settings) -> ImageModel:
             read_timeout_s=settings.gemini_read_timeout_s,
             request_deadline_s=settings.gemini_request_deadline_s,
             max_image_bytes=settings.max_image_bytes,
+            **batch,
         )
     return LocalImageModel()
 
@@ -79,10 +90,19 @@ def build_definitions(settings: Settings) -> Definitions:
             *stopped_month_sensors(covers_job.name),
             dead_runs_sensor(covers_job.name),
             *month_alert_sensors(covers_job.name, settings.alerts.ui_url),
+            *_batch_sensors(settings),
         ],
         resources={**resources, **alert_resources_for(settings)},
         executor=covers_executor(settings.max_concurrent_steps, resources),
     )
+
+
+def _batch_sensors(settings: Settings) -> list:
+    if settings.image_model != "gemini-batch":
+        return []
+    from passport_pipeline.covers.batch_sensor import batch_sensors
+
+    return batch_sensors(covers_job, settings.batch_poll_interval_s)
 
 
 defs = build_definitions(load_settings())

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 
-IMAGE_MODELS = ("local", "gemini")
+IMAGE_MODELS = ("local", "gemini", "gemini-batch")
 IMAGE_STORES = ("local", "s3")
 DEFAULT_HOME = "~/.passport_pipeline"
 DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -69,6 +69,10 @@ class Settings:
     s3_prefix: str
     public_base_url: str | None
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    # Batch mode (PASSPORT_IMAGE_MODEL=gemini-batch): Gemini's Batch API at half the price.
+    gemini_batch_price_per_image_usd: float = 0.0195
+    gemini_batch_inline_limit_bytes: int = 20_000_000
+    batch_poll_interval_s: float = 60.0
 
     @property
     def local_store_root(self) -> Path:
@@ -148,6 +152,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         s3_prefix=(get("PASSPORT_S3_PREFIX", "") or "").strip("/"),
         public_base_url=(get("PASSPORT_PUBLIC_BASE_URL") or "").rstrip("/") or None,
         alerts=_alert_settings(get),
+        gemini_batch_price_per_image_usd=_number(
+            get("GEMINI_BATCH_PRICE_PER_IMAGE_USD", "0.0195"), "GEMINI_BATCH_PRICE_PER_IMAGE_USD"
+        ),
+        # The Batch API guide: inline requests while "the total request size [is] under 20MB".
+        gemini_batch_inline_limit_bytes=_integer(
+            get("GEMINI_BATCH_INLINE_LIMIT_BYTES", "20000000"), "GEMINI_BATCH_INLINE_LIMIT_BYTES"
+        ),
+        batch_poll_interval_s=_seconds(
+            get("PASSPORT_BATCH_POLL_INTERVAL_S", "60"), "PASSPORT_BATCH_POLL_INTERVAL_S"
+        ),
     )
 
 

@@ -174,6 +174,19 @@ class Deployment:
             for process in processes:
                 _stop_group(process)
 
+    @contextmanager
+    def daemon(self, log_name: str = "daemon") -> Iterator[subprocess.Popen]:
+        """``dagster-daemon run`` alone (schedules, sensors, the run queue); stopped, with every
+        process it started, on the way out — a restart is two of these in a row."""
+        with self.instance():  # create the storage before the daemon's processes race to
+            pass
+        workspace = ["-w", str(REPO / "workspace.yaml")]
+        process = self._serve(log_name, "dagster-daemon", "run", *workspace)
+        try:
+            yield process
+        finally:
+            _stop_group(process)
+
     def _serve(self, name: str, command: str, *args: str) -> subprocess.Popen:
         # A session of its own: the group holds the code servers and runs it starts.
         with (self.root / f"{name}.log").open("w") as log:

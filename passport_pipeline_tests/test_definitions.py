@@ -13,6 +13,7 @@ from dagster import DefaultScheduleStatus, DefaultSensorStatus, build_schedule_c
 from passport_pipeline.definitions import build_definitions, defs
 from passport_pipeline.domain.months import SEOUL
 from passport_pipeline.resources.gemini import GeminiImageModel
+from passport_pipeline.resources.gemini_batch import GeminiBatchImageModel
 from passport_pipeline.resources.image_store import S3ImageStore
 from passport_pipeline.settings import SettingsError, load_settings
 
@@ -177,3 +178,31 @@ def test_gemini_timeouts_and_the_image_limit_come_from_the_environment():
     model = build_definitions(settings).resources["image_model"]
     assert (model.connect_timeout_s, model.read_timeout_s, model.request_deadline_s) == (3, 90, 240)
     assert model.max_image_bytes == 5_000_000
+
+
+def test_batch_mode_uses_gemini_at_the_batch_price_and_adds_the_batch_sensors():
+    settings = load_settings({"PASSPORT_IMAGE_MODEL": "gemini-batch"})
+    definitions = build_definitions(settings)
+    model = definitions.resources["image_model"]
+    assert isinstance(model, GeminiBatchImageModel)
+    assert (model.price_per_image_usd, model.batch_price_per_image_usd) == (0.039, 0.0195)
+    assert model.inline_limit_bytes == 20_000_000
+    poller = definitions.resolve_sensor_def("monthly_passport_covers_batches")
+    assert poller.default_status is DefaultSensorStatus.RUNNING
+    assert poller.minimum_interval_seconds == 60
+    assert definitions.resolve_sensor_def("monthly_passport_covers_batch_cancel")
+    # Without batch mode there is nothing to poll.
+    direct = build_definitions(load_settings({"PASSPORT_IMAGE_MODEL": "gemini"}))
+    assert "monthly_passport_covers_batches" not in {s.name for s in direct.sensors}
+    custom = load_settings(
+        {
+            "PASSPORT_IMAGE_MODEL": "gemini-batch",
+            "GEMINI_BATCH_PRICE_PER_IMAGE_USD": "0.02",
+            "GEMINI_BATCH_INLINE_LIMIT_BYTES": "1000000",
+            "PASSPORT_BATCH_POLL_INTERVAL_S": "300",
+        }
+    )
+    model = build_definitions(custom).resources["image_model"]
+    assert (model.batch_price_per_image_usd, model.inline_limit_bytes) == (0.02, 1_000_000)
+    with pytest.raises(SettingsError, match="PASSPORT_BATCH_POLL_INTERVAL_S must be more than 0"):
+        load_settings({"PASSPORT_BATCH_POLL_INTERVAL_S": "0"})

@@ -36,7 +36,7 @@ from dagster import (
     sensor,
 )
 
-from passport_pipeline.covers.names import HALT_TAG, JOB_NAME, is_covers_run
+from passport_pipeline.covers.names import HALT_TAG, JOB_NAME, PARTITION_TAG, is_covers_run
 from passport_pipeline.covers.progress import run_progress
 from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 from passport_pipeline.domain.alert_message import StopKind, StoppedMonth, build_alert
@@ -237,7 +237,7 @@ def stopped_month(instance: DagsterInstance, run: DagsterRun, ui_url: str | None
         job_name=run.job_name,
         run_id=run.run_id,
         kind=kind,
-        month=run.tags.get("dagster/partition"),
+        month=run.tags.get(PARTITION_TAG),
         total=progress.total,
         completed=progress.completed,
         failed=progress.failed,

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 from dagster import DagsterExecutionInterruptedError, Failure, OpExecutionContext, Output, op
 
+from passport_pipeline.covers.batch import batch_image
 from passport_pipeline.covers.breaker import record_unusable_and_check
 from passport_pipeline.covers.names import GEMINI_POOL, HALT_TAG
 from passport_pipeline.domain.breaker import HALT_AFTER_UNUSABLE, halt_reason
@@ -105,7 +106,10 @@ def _cover_user(
             visits=tuple(visits),
         )
         try:
-            image = image_model.generate(request)
+            if task.batch is not None:  # the answer of the month's Gemini batch, already paid
+                image = batch_image(task, image_model)
+            else:
+                image = image_model.generate(request)
         except PermanentImageModelError as error:
             if error.refused:
                 return _refused(context, task, error)
@@ -139,6 +143,7 @@ def _store_and_link(
         stored.key,
         stored.url,
         estimated_cost_usd=float(image.metadata.get("estimated_cost_usd", 0.0)),
+        path=str(image.metadata.get("path", "direct")),
     )
     metadata = {
         "key": stored.key,

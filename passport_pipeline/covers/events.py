@@ -1,9 +1,10 @@
 """Every event this code writes on the ``passport_covers`` asset itself, built in one place.
 
 Dagster writes the month's materialization (``record_month``'s output) and its failure status.
-Three observations add what Dagster cannot know: the month's planned total (``month_users``),
-a user's unusable model answer (the run's breaker, ``breaker.py``) and a stopped run's counts
-(the stopped-month sensors, ``stopped.py``).
+Four observations add what Dagster cannot know: the month's planned total (``month_users``),
+a user's unusable model answer (the run's breaker, ``breaker.py``), a stopped run's counts (the
+stopped-month sensors, ``stopped.py``) and the month's Gemini batches (the batch ledger,
+``batch.py``).
 """
 
 from __future__ import annotations
@@ -38,3 +39,9 @@ def stopped_run(month: str, run_id: str, label: str, counts: dict) -> AssetObser
         partition=month,
         metadata={**counts, "run_id": run_id, "run_status": label},
     )
+
+
+def batch_ledger(month: str, metadata: dict) -> AssetObservation:
+    """A Gemini batch of the month: created (with its users), polled, or taken by its results
+    run (``batch.py`` writes and folds these entries)."""
+    return AssetObservation(asset_key=COVERS_ASSET, partition=month, metadata=metadata)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from dagster import Config, DynamicOut, DynamicOutput, Failure, OpExecutionContext, Out, Output, op
 from pydantic import Field
 
-from passport_pipeline.covers import events
+from passport_pipeline.covers import batch, events
 from passport_pipeline.covers.names import USERS_OUTPUT
 from passport_pipeline.covers.partitions import monthly_partitions
 from passport_pipeline.domain.keys import WeakSecretError
@@ -17,6 +17,7 @@ from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import ImageModel, PermanentImageModelError
 from passport_pipeline.resources.image_store import ImageStore, ImageStoreUnusableError
+from passport_pipeline.resources.pending_covers import PendingCovers
 
 
 class MonthUsersConfig(Config):
@@ -27,6 +28,15 @@ class MonthUsersConfig(Config):
     force_regenerate: bool = Field(
         default=False,
         description="Call the image model even for users whose cover for the month is stored.",
+    )
+    # -- batch mode (PASSPORT_IMAGE_MODEL=gemini-batch; see covers/batch.py) --
+    batch_name: str | None = Field(
+        default=None,
+        description="Store the answers of this finished Gemini batch (set by the batch sensor).",
+    )
+    direct: bool = Field(
+        default=False,
+        description="In batch mode, call the model directly (full price) instead of a batch.",
     )
 
 
@@ -65,7 +75,9 @@ def run_month(context: OpExecutionContext) -> Month:
     return month
 
 
-@op(out={"plan": Out(MonthPlan), USERS_OUTPUT: DynamicOut(UserTask)})
+# No plan when the month's users were submitted as a Gemini batch: the run ends there and
+# record_month is skipped; the batch's results run records the month.
+@op(out={"plan": Out(MonthPlan, is_required=False), USERS_OUTPUT: DynamicOut(UserTask)})
 def month_users(
     context: OpExecutionContext,
     config: MonthUsersConfig,
@@ -73,6 +85,7 @@ def month_users(
     image_model: ImageModel,
     image_store: ImageStore,
     cover_keys: CoverKeys,
+    pending_covers: PendingCovers,
 ):
     """Find the month's users (a visit in the month, Seoul calendar) or take the listed ones,
     check that the image model, the store and the key secret can be used at all, and fan out
@@ -103,6 +116,14 @@ def month_users(
         unknown = [user_id for user_id in requested if user_id not in known]
         if unknown:
             context.log.warning(f"skipping user ids that do not exist: {unknown}")
+    batch_name = config.batch_name
+    if batch_name is None and batch.uses_batch(image_model) and not config.direct:
+        decision, batch_name = batch.plan_batch(
+            context, month, user_ids, config.force_regenerate, app_db, image_model,
+            image_store, cover_keys, pending_covers,
+        )  # fmt: skip
+        if decision is batch.Decision.WAIT:
+            return
     context.log.info(f"{month}: {len(user_ids)} users to cover")
     # The app backend reads the run's total over the webserver's GraphQL API (backend_api.py).
     context.instance.add_run_tags(
@@ -110,6 +131,11 @@ def month_users(
     )
     context.log_event(events.planned(month.key, len(user_ids), unknown))
     yield Output(MonthPlan(month.key, user_ids, unknown), output_name="plan")
-    for user_id in user_ids:
-        task = UserTask(user_id, month.key, config.force_regenerate)
+    if batch_name is not None:
+        tasks = batch.results_tasks(
+            context, month, user_ids, batch_name, config.force_regenerate, image_model
+        )
+    else:
+        tasks = (UserTask(user_id, month.key, config.force_regenerate) for user_id in user_ids)
+    for task in tasks:
         yield DynamicOutput(task, mapping_key=task.mapping_key, output_name=USERS_OUTPUT)

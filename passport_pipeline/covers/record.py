@@ -1,10 +1,12 @@
 """The asset's last step: check the month's books and record its summary (the materialization)."""
 
+from collections import Counter
+
 from dagster import Failure, MetadataValue, OpExecutionContext, Output, op
 
 from passport_pipeline.covers.plan import MonthPlan
 from passport_pipeline.domain.months import Month
-from passport_pipeline.domain.records import CoverRecord
+from passport_pipeline.domain.records import CoverRecord, CoverStatus
 from passport_pipeline.domain.summary import missing_users, preview_markdown, summarize_month
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.image_store import ImageStore
@@ -47,6 +49,10 @@ def record_month(
         "unknown_user_ids": MetadataValue.json(plan.unknown_user_ids),
         "skip_reasons": MetadataValue.json(summary.skip_reasons),
         "refusal_reasons": MetadataValue.json(summary.refusal_reasons),
+        # Which path made the month's new covers (direct calls, or a Gemini batch at half price).
+        "cover_paths": MetadataValue.json(
+            dict(Counter(r.path for r in records if r.status is CoverStatus.GENERATED))
+        ),
         "preview": MetadataValue.md(preview_markdown(summary, image_store.preview_src)),
     }
     # The asset's materialization for the month: the catalog shows this summary.

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from passport_pipeline.domain.batch_protocol import BatchSlot
 from passport_pipeline.domain.images import ImageInfo
 from passport_pipeline.domain.months import Month
 
@@ -35,6 +36,8 @@ class UserTask:
     user_id: int
     month: str
     force: bool = False
+    # Set by the results run of a month's Gemini batch: the user's answer (or its absence).
+    batch: BatchSlot | None = None
 
     @property
     def mapping_key(self) -> str:
@@ -82,3 +85,4 @@ class CoverRecord:
     url: str | None = None
     reason: str | None = None
     estimated_cost_usd: float = 0.0
+    path: str | None = None  # which path made a generated cover: direct | batch

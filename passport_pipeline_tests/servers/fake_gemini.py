@@ -32,6 +32,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
+# The Batch API (batches, files); that module imports this one only inside its functions.
+from passport_pipeline_tests.servers.fake_gemini_batch import FakeBatches, serve_batch
+
 DEFAULT_MODEL = "gemini-2.5-flash-image"
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 RPC = "type.googleapis.com/google.rpc."
@@ -172,7 +175,7 @@ class Rule:
     replies: list[Reply]
     prompt_contains: str | None = None  # None: every request of the endpoint
     per_prompt: bool = False  # each distinct prompt walks the replies on its own
-    endpoint: str = "generate"  # or "get" (models.get, the client's preflight)
+    endpoint: str = "generate"  # or "get" (models.get, the preflight), "batch" (a batch's)
     name: str = "all"
     taken: Counter[str] = field(default_factory=Counter)
 
@@ -188,7 +191,7 @@ class Rule:
 
 @dataclass
 class RecordedRequest:
-    endpoint: str  # generate | get
+    endpoint: str  # generate | get | batch (one request of a batch, answered)
     model: str
     prompt: str
     aspect_ratio: str | None
@@ -231,6 +234,7 @@ class FakeGemini:
         self._httpd.request_queue_size = request_queue_size
         self._httpd.fake = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
+        self.batches = FakeBatches(self)
 
     def start(self) -> FakeGemini:
         self._httpd.server_bind()
@@ -381,6 +385,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/_stats":  # the benchmark's view; not a Gemini endpoint
             self._json(200, self.server.fake.stats(), "stats")
             return
+        if serve_batch(self, "GET"):
+            return
         self._serve("get")
 
     def do_POST(self) -> None:
@@ -389,6 +395,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.server.fake.reset()
             self._json(200, {"reset": True}, "reset")
+            return
+        if serve_batch(self, "POST"):
             return
         self._serve("generate")
 

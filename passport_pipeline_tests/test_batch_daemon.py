@@ -1,0 +1,101 @@
+"""A month through Gemini's Batch API end to end, as operators run it: ``dagster job execute``
+submits the batch, ``dagster-daemon`` (stopped and started again while the batch is pending)
+polls it and launches the results run; PostgreSQL app database, the fake Gemini over HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from dagster import DagsterEventType, DagsterRunStatus
+
+from passport_pipeline.covers.batch import BATCH_TAG, month_batches
+from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.deployment import Deployment
+from passport_pipeline_tests.servers.fake_gemini import FakeGemini, Reply
+
+MONTH = "2026-10"
+USERS = [
+    UserRow(1, visits=[(1, october(3))]),
+    UserRow(2, visits=[(3, october(5))]),  # Haeundae Beach: the batch refuses this request
+    UserRow(3, visits=[(4, october(6))]),
+]
+FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+
+@pytest.fixture
+def gemini():
+    with FakeGemini() as server:
+        yield server
+
+
+@pytest.fixture
+def deployment(tmp_path, postgres_url, gemini) -> Deployment:
+    write_dataset(postgres_url, USERS)
+    return Deployment.create(
+        tmp_path,
+        PASSPORT_DATABASE_URL=postgres_url,
+        PASSPORT_IMAGE_MODEL="gemini-batch",
+        GEMINI_BASE_URL=gemini.base_url,
+        GEMINI_API_KEY="test-key",
+        PASSPORT_BATCH_POLL_INTERVAL_S="1",
+        PASSPORT_STEP_RETRY_DELAY_S="0.2",
+    )
+
+
+def wait_for(condition, what: str, timeout: float = 300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(1)
+    raise TimeoutError(f"{what} did not happen within {timeout} s")
+
+
+def ledger_state(deployment: Deployment, name: str) -> str | None:
+    with deployment.instance() as instance:
+        record = month_batches(instance, MONTH).get(name)
+    return record.state if record else None
+
+
+def test_a_month_through_a_batch_survives_a_daemon_restart_and_names_the_refused_user(
+    deployment, gemini, postgres_url
+):
+    gemini.script([Reply.error(400)], endpoint="batch", prompt_contains="Haeundae")
+    submit = deployment.execute_month(MONTH)
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+    [name] = gemini.batches.names()
+    again = deployment.execute_month(MONTH)  # a second launch while the batch is pending
+    assert again.returncode == 0 and gemini.batches.calls["create"] == 1
+
+    with deployment.daemon("daemon-1"):
+        wait_for(lambda: gemini.batches.calls["get"] >= 1, "the sensor's first poll")
+        gemini.batches.run(name, answered=1)
+        wait_for(lambda: ledger_state(deployment, name) == "RUNNING", "RUNNING in the ledger")
+    # The daemon is down when the batch finishes; the new daemon finds it from its cursor.
+    gemini.batches.finish(name)
+    with deployment.daemon("daemon-2"):
+        results = wait_for(
+            lambda: [
+                run
+                for run in deployment.runs()
+                if run.tags.get(BATCH_TAG) == name and run.status in FINISHED
+            ],
+            "the results run",
+        )
+        time.sleep(3)  # a few more ticks: none may launch a second results run
+        launched = [run for run in deployment.runs() if run.tags.get(BATCH_TAG) == name]
+
+    [run] = results
+    assert len(launched) == 1 and run.status is DagsterRunStatus.FAILURE
+    failed = deployment.step_keys(run.run_id, DagsterEventType.STEP_FAILURE)
+    assert failed == ["passport_covers.generate_cover[user_2]"]
+    urls = cover_urls(postgres_url)
+    assert urls[1] and urls[3] and urls[2] is None
+    assert gemini.generate_requests == 0  # no direct, full-price call
+    assert gemini.batches.paid_images() == {"batch": 2}
+    assert ledger_state(deployment, name) == "SUCCEEDED"
+    with deployment.instance() as instance:
+        assert month_batches(instance, MONTH)[name].closed
+    progress = deployment.progress(MONTH)
+    assert progress["failed"] == 1 and progress["completed"] == 2
