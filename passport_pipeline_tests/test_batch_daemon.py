@@ -4,6 +4,7 @@ polls it and launches the results run; PostgreSQL app database, the fake Gemini 
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -99,3 +100,21 @@ def test_a_month_through_a_batch_survives_a_daemon_restart_and_names_the_refused
         assert month_batches(instance, MONTH)[name].closed
     progress = deployment.progress(MONTH)
     assert progress["failed"] == 1 and progress["completed"] == 2
+
+
+def test_an_operator_sees_and_cancels_a_pending_batch_from_the_shell(deployment, gemini):
+    assert deployment.execute_month(MONTH).returncode == 0
+    [name] = gemini.batches.names()
+    # The submitting run has ended; progress says the month still waits on its batch.
+    assert deployment.progress(MONTH)["batches"] == {name: "PENDING: 0 of 3 answered (3 pending)"}
+    command = [sys.executable, "-m", "passport_pipeline.cli.batches", "--partition", MONTH]
+    listed = deployment.run(*command)
+    assert listed.returncode == 0, listed.stderr
+    assert f"{name}: PENDING" in listed.stdout and "(3 users)" in listed.stdout
+    cancelled = deployment.run(*command, "--cancel")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"cancelled: {name}" in cancelled.stdout
+    assert gemini.batches.calls["cancel"] == 1
+    assert ledger_state(deployment, name) == "CANCELLED"
+    # Until the sensor's results run takes it, the month names the cancelled batch.
+    assert deployment.progress(MONTH)["batches"][name].startswith("CANCELLED")

@@ -1,2 +1,2 @@
 """Commands for operators, each a thin ``python -m passport_pipeline.cli.<name>`` over library
-functions: ``progress``, ``reexecute``, ``release``."""
+functions: ``progress``, ``reexecute``, ``release``, ``batches``."""

@@ -146,6 +146,19 @@ def month_batches(instance: DagsterInstance, month: str) -> dict[str, BatchRecor
     return fold_batches(list(ledger_entries(instance, month)))
 
 
+def cancel_open_batches(instance, month: str, image_model: GeminiBatchImageModel) -> list[str]:
+    """Ask Gemini to cancel every open batch of the month (``batches/{name}:cancel``); the
+    poller then sees them CANCELLED and the results run fails the month, saying so."""
+    cancelled = []
+    for record in month_batches(instance, month).values():
+        if record.closed or not image_model.get(record.name).is_open:
+            continue
+        image_model.cancel(record.name)
+        record_batch(instance, record, image_model.get(record.name))
+        cancelled.append(record.name)
+    return cancelled
+
+
 def plan_batch(
     context: OpExecutionContext,
     month: Month,

@@ -29,9 +29,9 @@ from dagster import (
 from passport_pipeline.covers.batch import (
     BATCH_TAG,
     BatchRecord,
+    cancel_open_batches,
     fold_batches,
     ledger_entries,
-    month_batches,
     record_batch,
     results_run_config,
 )
@@ -133,16 +133,3 @@ def _cancel_sensor(job_name: str) -> SensorDefinition:
         return SkipReason(f"cancelled {cancelled}" if cancelled else "no open batch")
 
     return cancel_month_batches
-
-
-def cancel_open_batches(instance, month: str, image_model: GeminiBatchImageModel) -> list[str]:
-    """Ask Gemini to cancel every open batch of the month (``batches/{name}:cancel``); the
-    poller then sees them CANCELLED and the results run fails the month, saying so."""
-    cancelled = []
-    for record in month_batches(instance, month).values():
-        if record.closed or not image_model.get(record.name).is_open:
-            continue
-        image_model.cancel(record.name)
-        record_batch(instance, record, image_model.get(record.name))
-        cancelled.append(record.name)
-    return cancelled

@@ -13,6 +13,7 @@ import time
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, RunsFilter
 
+from passport_pipeline.covers.batch import month_batches
 from passport_pipeline.covers.names import COVERS_ASSET, PARTITION_TAG, is_covers_run, user_of_step
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.progress import (
@@ -117,6 +118,15 @@ def report_for(instance: DagsterInstance, run_id: str, month: Month | None, cove
         "max_in_flight": steps_in_flight.max,
         "mean_in_flight": steps_in_flight.mean,
     }
+    if month is not None:
+        # Batch mode: the run that submitted the month's batch has ended; the batch has not.
+        pending = {
+            name: record.progress or record.state
+            for name, record in month_batches(instance, month.key).items()
+            if not record.closed
+        }
+        if pending:
+            report["batches"] = pending
     if covers and month is not None:
         report["summary"] = month_summary(instance, month)
     return report

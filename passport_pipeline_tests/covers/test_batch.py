@@ -15,8 +15,8 @@ from dagster import (
 )
 
 from passport_pipeline.covers.asset import build_covers_asset, covers_job
-from passport_pipeline.covers.batch import BATCH_TAG, month_batches
-from passport_pipeline.covers.batch_sensor import batch_sensors, cancel_open_batches
+from passport_pipeline.covers.batch import BATCH_TAG, cancel_open_batches, month_batches
+from passport_pipeline.covers.batch_sensor import batch_sensors
 from passport_pipeline.covers.policies import cover_retry_policy
 from passport_pipeline.resources.gemini_batch import GeminiBatchImageModel
 from passport_pipeline_tests.conftest import local_resources_for
