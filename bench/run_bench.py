@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import workload  # noqa: E402
-from passport_pipeline_tests.deployment import isolated_environ  # noqa: E402
+from passport_pipeline_tests.support.deployment import isolated_environ  # noqa: E402
 
 BIN = Path(sys.executable).parent
 OUT_DIR = REPO / "bench" / "out"
@@ -115,7 +115,7 @@ class FakeGeminiProcess:
             [
                 sys.executable,
                 "-m",
-                "passport_pipeline_tests.servers.fake_gemini",
+                "passport_pipeline_tests.support.fake_gemini",
                 "--port",
                 "0",
                 "--latency",

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.prompt import build_prompt
 from passport_pipeline.domain.records import CoverRequest, Passport, Visit
-from passport_pipeline_tests.dataset import PLACES as TEST_PLACES
+from passport_pipeline_tests.support.dataset import PLACES as TEST_PLACES
 
 FIRST_MONTH = Month(2026, 10)
 PLACES = [

@@ -16,9 +16,9 @@ from dagster import DagsterEventType, DagsterRunStatus
 
 from passport_pipeline.covers_job import GEMINI_POOL
 from passport_pipeline.run_health import RELEASE_COMMAND
-from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
-from passport_pipeline_tests.deployment import BIN, Deployment
-from passport_pipeline_tests.servers.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.deployment import BIN, Deployment
+from passport_pipeline_tests.support.fake_gemini import FakeGemini
 
 pytestmark = pytest.mark.postgres
 

@@ -23,7 +23,7 @@ from passport_pipeline.resources.image_model import (
     PermanentImageModelError,
     TransientImageModelError,
 )
-from passport_pipeline_tests.servers.fake_gemini import DEFAULT_MODEL, FakeGemini, Reply
+from passport_pipeline_tests.support.fake_gemini import DEFAULT_MODEL, FakeGemini, Reply
 
 KEY = "AIzaSy-test-SECRET-key-0123456789"
 

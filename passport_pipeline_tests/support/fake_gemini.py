@@ -539,7 +539,7 @@ def _generate_answer(fake: FakeGemini, record: RecordedRequest, body: dict, repl
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve a fake Gemini in its own process until killed (SIGTERM/SIGINT).
 
-        python -m passport_pipeline_tests.servers.fake_gemini --port 0 --latency 30 --api-key KEY
+        python -m passport_pipeline_tests.support.fake_gemini --port 0 --latency 30 --api-key KEY
 
     The first line on stdout is the base URL. Besides Gemini's endpoints it answers
     ``GET /_stats`` (counters and generate intervals as JSON) and ``POST /_reset``.

@@ -25,7 +25,7 @@ from pathlib import Path
 import requests
 from dagster import DagsterEventType, DagsterInstance, DagsterRun
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TEST_KEY_SECRET = "deployment-test-secret-0123456789"
 
