@@ -12,6 +12,8 @@ from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
 
+# The app database of every test here is on the PostgreSQL server.
+pytestmark = pytest.mark.postgres
 API_KEY = "AIzaTEST-garbage-key-000111222333"
 USERS = 100
 CONCURRENT_STEPS = 4
