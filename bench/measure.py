@@ -8,8 +8,10 @@ In-flight figures use the pipeline's own arithmetic (``domain/progress.py``): th
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 
 from dagster import DagsterInstance
 
@@ -127,25 +129,29 @@ def p95(values: list[float]) -> float | None:
     return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
 
 
+@dataclass
+class Observed:
+    """What the launch saw: when, the runs' records, the commands' CPU and the counters."""
+
+    t0: float
+    before: Snapshot
+    finished_at: float = 0.0
+    timed_out: bool = False
+    runs: list[dict] = field(default_factory=list)
+    usages: dict[str, dict] = field(default_factory=dict)
+    daemon_usage: dict | None = None
+    daemon_startup_cpu: float = 0.0
+    after: Snapshot | None = None
+
+
 def pipeline_figures(
-    *,
-    k: int,
-    steps: int,
-    ideal: float,
-    timed_out: bool,
-    t0: float,
-    finished_at: float,
-    runs: list[dict],
-    stats: dict,
-    records: InstanceRecords,
-    usages: dict[str, dict],
-    daemon_usage: dict | None,
-    before: Snapshot,
-    after: Snapshot,
-    daemon_startup_cpu: float,
-    sampler: TreeSampler,
+    seen: Observed, stats: dict, records: InstanceRecords, sampler: TreeSampler, options
 ) -> tuple[dict, dict]:
     """The pipeline's figures for the table, and the raw series behind them."""
+    t0, finished_at, runs, usages = seen.t0, seen.finished_at, seen.runs, seen.usages
+    before, after, daemon_usage = seen.before, seen.after, seen.daemon_usage
+    k, steps = options.pool, options.users * options.months
+    ideal = math.ceil(steps / k) * options.latency
     served = server_intervals(stats)
     server = in_flight_figures(served, k)
     launch_cpu = sum(u["utime"] + u["stime"] for u in usages.values())
@@ -166,7 +172,7 @@ def pipeline_figures(
     fake_cpu = after.fake - before.fake
     others_cpu = machine_busy - orchestration_cpu - pg_cpu - fake_cpu - bench_cpu
     figures = {
-        "timed_out": timed_out,
+        "timed_out": seen.timed_out,
         "runs": runs,
         "run_statuses": dict(Counter(r["status"] for r in runs)),
         "launcher_exit_codes": {name: u.get("rc") for name, u in usages.items()},
@@ -186,7 +192,7 @@ def pipeline_figures(
         ),
         "launch_tree_cpu_s": launch_cpu,
         "daemon_cpu_s": daemon_cpu,
-        "daemon_startup_cpu_s": daemon_startup_cpu,
+        "daemon_startup_cpu_s": seen.daemon_startup_cpu,
         "postgres_cpu_s": pg_cpu,
         "cpu_s_per_step_processes": orchestration_cpu / steps,
         "cpu_s_per_step_postgres": pg_cpu / steps,

@@ -43,6 +43,7 @@ from bench.launch import (  # noqa: E402
 )
 from bench.measure import (  # noqa: E402
     InstanceRecords,
+    Observed,
     in_flight_figures,
     pipeline_figures,
     server_intervals,
@@ -99,8 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    steps = args.users * args.months
-    ideal = math.ceil(steps / args.pool) * args.latency
+    ideal = math.ceil(args.users * args.months / args.pool) * args.latency
     timeout = args.timeout or max(900.0, 8 * ideal + 600)
     tag = secrets.token_hex(4)
     root = Path(tempfile.mkdtemp(prefix=f"passport_bench_{tag}_"))
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log(f"workdir {root}")
         with world(args, root, tag, result, databases) as here:
-            result["pipeline"] = run_pipeline(args, here, tag, steps, ideal, timeout, result)
+            result["pipeline"], result["raw"] = run_pipeline(args, here, tag, ideal, timeout)
             if not args.no_baseline:
                 result["baseline"], result["comparison"] = baseline(
                     args, here, ideal, timeout, result
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if "error" in result or result.get("pipeline", {}).get("timed_out") else 0
 
 
-def run_pipeline(args, here: World, tag: str, steps: int, ideal: float, timeout: float, result):
+def run_pipeline(args, here: World, tag: str, ideal: float, timeout: float) -> tuple[dict, dict]:
     """Launch the months, wait for their runs, and measure them (see bench/README.md)."""
     month_keys = [month.key for month in workload.months(args.months)]
     launched: list[Launched] = []
@@ -171,7 +171,7 @@ def run_pipeline(args, here: World, tag: str, steps: int, ideal: float, timeout:
             daemon_pid = daemon.proc.pid if daemon else None
             before = Snapshot.take(pg, here.fake.proc.pid, daemon_pid)
             sampler.start()
-            t0 = time.time()
+            seen = Observed(time.time(), before, daemon_startup_cpu=daemon_startup_cpu)
             for key in month_keys:
                 launched.append(launch_month(here.deployment, args.launch, key))
                 sampler.add_root(launched[-1].proc.pid)
@@ -179,10 +179,10 @@ def run_pipeline(args, here: World, tag: str, steps: int, ideal: float, timeout:
             if daemon is not None and args.py_spy:
                 profilers.append(start_profiler(args.py_spy, daemon, tag))
             log(f"{args.launch}: {len(launched)} month(s) {month_keys}; ideal {ideal:.0f} s")
-            finished_at, runs, timed_out = wait_for_runs(
-                args.launch, launched, records, args.months, t0, timeout
+            seen.finished_at, seen.runs, seen.timed_out = wait_for_runs(
+                args.launch, launched, records, args.months, seen.t0, timeout
             )
-            after = Snapshot.take(pg, here.fake.proc.pid, daemon_pid)
+            seen.after = Snapshot.take(pg, here.fake.proc.pid, daemon_pid)
             sampler.stop()
             for one in launched:  # `job launch` returns at once; `job execute` has exited
                 try:
@@ -200,28 +200,13 @@ def run_pipeline(args, here: World, tag: str, steps: int, ideal: float, timeout:
             if daemon is not None:
                 stop_process(daemon.proc, timeout=30)
             raise
-        usages = {one.name: one.usage() for one in launched}
-        figures, result["raw"] = pipeline_figures(
-            k=args.pool,
-            steps=steps,
-            ideal=ideal,
-            timed_out=timed_out,
-            t0=t0,
-            finished_at=finished_at,
-            runs=runs,
-            stats=here.fake.stats(),
-            records=records,
-            usages=usages,
-            daemon_usage=daemon.usage() if daemon else None,
-            before=before,
-            after=after,
-            daemon_startup_cpu=daemon_startup_cpu,
-            sampler=sampler,
-        )
-    if timed_out or any(u.get("rc") for u in usages.values()):
+        seen.usages = {one.name: one.usage() for one in launched}
+        seen.daemon_usage = daemon.usage() if daemon else None
+        figures_and_raw = pipeline_figures(seen, here.fake.stats(), records, sampler, args)
+    if seen.timed_out or any(u.get("rc") for u in seen.usages.values()):
         for one in launched:
             log(f"--- {one.name} (tail) ---\n{one.tail()}")
-    return figures
+    return figures_and_raw
 
 
 def baseline(args, here: World, ideal: float, timeout: float, result: dict) -> tuple[dict, dict]:
