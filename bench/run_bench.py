@@ -5,10 +5,11 @@
         [--no-baseline] [--keep]
 
 See bench/README.md for what each figure means. Everything runs on 127.0.0.1: a fake Gemini
-in its own process, a fresh PostgreSQL app database, a fresh Dagster instance (sqlite or
-PostgreSQL storage) with the checkout's dagster.yaml, and the operator's own commands
-(`dagster instance concurrency set`, `dagster job execute` / `dagster-daemon run` +
-`dagster job launch`). Prints one table and writes it as JSON to bench/out/<timestamp>.json.
+in its own process, a fresh PostgreSQL app database, a fresh Dagster instance (the checkout's
+dagster.yaml on sqlite, or the production deploy/dagster.yaml on a fresh PostgreSQL database),
+and the operator's own commands (`dagster instance concurrency set`, `dagster job execute` /
+`dagster-daemon run` + `dagster job launch`). Prints one table and writes it as JSON to
+bench/out/<timestamp>.json. The steps: setup.py → launch.py → measure.py → report.py.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--storage",
         choices=["postgres", "sqlite"],
         default="postgres",
-        help="postgres: dagster-postgres's `storage: postgres:` on a fresh database",
+        help="postgres: the production deploy/dagster.yaml on a fresh database; "
+        "sqlite: the checkout's dagster.yaml",
     )
     parser.add_argument("--months", type=int, default=1, help="M months launched together")
     parser.add_argument("--launch", choices=["execute", "queue"], default="execute")
