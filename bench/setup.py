@@ -94,13 +94,13 @@ class World:
     fake: FakeGeminiProcess
     deployment: Deployment
     admin: object  # a psycopg2 connection to the server, for its postmaster's pid
-    databases: list[str]
 
 
 @contextmanager
 def world(args, root: Path, tag: str, result: dict, databases: list[str]) -> Iterator[World]:
     """Everything the launches need; stopped and dropped on the way out (unless ``--keep``).
-    Fills ``result["app_database"]`` and ``result["pool_setting"]``."""
+    Fills ``result["app_database"]`` and ``result["pool_setting"]``; adds the names of the
+    databases it creates to ``databases`` (what ``--keep`` leaves behind)."""
     api_key = "bench-" + secrets.token_hex(12)
     with ExitStack() as stack:
         fake = FakeGeminiProcess(args.latency, api_key, root / "fake_gemini.log")
@@ -143,7 +143,7 @@ def world(args, root: Path, tag: str, result: dict, databases: list[str]) -> Ite
         got = run_cli(deployment, dagster, "instance", "concurrency", "get", "gemini").strip()
         result["pool_setting"] = got.splitlines()[-1] if got else ""
         log(f"pool: {result['pool_setting']}")
-        yield World(fake, deployment, admin, databases)
+        yield World(fake, deployment, admin)
 
 
 def run_cli(deployment: Deployment, *args: str) -> str:

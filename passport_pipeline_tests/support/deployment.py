@@ -1,6 +1,7 @@
-"""A throwaway deployment for whole-job tests: the operators' commands in subprocesses.
+"""A throwaway deployment for whole-job tests and bench/: the operators' commands in subprocesses.
 
-Each test gets its own DAGSTER_HOME, PASSPORT_HOME and environment. The instance is the
+Each test (and each benchmark run) gets its own DAGSTER_HOME, PASSPORT_HOME and environment;
+this is the one place that writes an instance's dagster.yaml. The instance is the
 checkout's dagster.yaml (sqlite under DAGSTER_HOME) or, given ``instance_url``, the production
 ``deploy/dagster.yaml`` on that PostgreSQL database (through ``DAGSTER_PG_URL``). Tests drive
 the job exactly as an operator would: ``dagster job execute`` on the multiprocess executor,
