@@ -74,9 +74,7 @@ def wait_for(condition, what: str, timeout_s: float = 300):
 
 
 def test_the_daemon_fails_a_killed_run_and_the_next_run_covers_everyone(deployment, postgres_url):
-    daemon = deployment.start(
-        str(BIN / "dagster-daemon"), "run", "-m", "passport_pipeline.definitions"
-    )
+    daemon = None
     try:
         # The first run's calls never finish: it is killed while it holds the whole pool.
         with FakeGemini(api_keys=[API_KEY], latency_s=300) as hanging:
@@ -84,7 +82,12 @@ def test_the_daemon_fails_a_killed_run_and_the_next_run_covers_everyone(deployme
             killed = kill_mid_run(deployment, hanging)
             assert killed in slot_holders(deployment)
 
-            # No manual step: the daemon's sensor notices the dead process.
+            # No manual step: the daemon's sensor notices the dead process. (Started only now:
+            # a sensor tick between the kill and the checks above would race them.)
+            daemon = deployment.start(
+                str(BIN / "dagster-daemon"), "run", "-m", "passport_pipeline.definitions"
+            )
+
             def failed():
                 with deployment.instance() as instance:
                     run = instance.get_run_by_id(killed)
@@ -117,8 +120,9 @@ def test_the_daemon_fails_a_killed_run_and_the_next_run_covers_everyone(deployme
             assert gemini.generate_requests == USERS  # the killed run stored no cover
         assert all(cover_urls(postgres_url).values())
     finally:
-        daemon.kill()
-        daemon.communicate(timeout=60)
+        if daemon is not None:
+            daemon.kill()
+            daemon.communicate(timeout=60)
 
 
 def test_without_a_daemon_the_waiting_run_names_the_dead_run_and_the_command(
