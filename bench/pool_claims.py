@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from passport_pipeline_tests.claimers import Storage, claim_race
-from passport_pipeline_tests.conftest import fresh_postgres_database
+from passport_pipeline_tests.support.claimers import Storage, claim_race
+from passport_pipeline_tests.support.postgres import database_url, fresh_postgres_database
 
 CLASSES = {
     "stock": ("dagster_postgres.event_log", "PostgresEventLogStorage"),
@@ -21,7 +21,7 @@ CLASSES = {
 def main(trials: int) -> None:
     for label, (module, cls) in CLASSES.items():
         with fresh_postgres_database("passport_bench_claims") as (name, _):
-            url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+            url = database_url(name)
             claimed = claim_race(Storage(module, cls, url), claimers=12, trials=trials, limit=3)
         over = sum(count > 3 for count in claimed)
         print(f"{label:5}: claimed per trial {claimed}; above the limit in {over} of {trials}")

@@ -8,12 +8,13 @@ go backwards (2026-10, 2026-09, ...).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from passport_pipeline.app_data import AppRows, write_app_rows
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.prompt import build_prompt
 from passport_pipeline.domain.records import CoverRequest, Passport, Visit
-from passport_pipeline_tests.dataset import PLACES as TEST_PLACES
+from passport_pipeline_tests.support.dataset import PLACES as TEST_PLACES
 
 FIRST_MONTH = Month(2026, 10)
 PLACES = [
@@ -67,48 +68,16 @@ def requests(users: int, month_count: int) -> Iterator[CoverRequest]:
 
 def write_app_database(url: str, users: int, month_count: int) -> dict[str, int]:
     """Create the app's tables in an empty database and fill them (bulk inserts)."""
-    from sqlalchemy import create_engine, insert
-
-    from passport_pipeline import app_schema as t
-
-    engine = create_engine(url)
-    t.metadata.create_all(engine)
-    user_rows, passport_rows, visit_rows = [], [], []
+    rows = AppRows()
+    for place in PLACES:
+        rows.add_place(*place)
     for user_id in range(1, users + 1):
         owner = passport(user_id)
-        user_rows.append({"id": user_id, "nickname": owner.nickname, "created_at": CREATED})
-        passport_rows.append(
-            {
-                "id": owner.id,
-                "user_id": user_id,
-                "title": owner.title,
-                "cover_image_url": None,
-                "created_at": CREATED,
-                "updated_at": CREATED,
-            }
-        )
+        rows.add_user(user_id, owner.nickname, CREATED)
+        rows.add_passport(owner.id, user_id, owner.title, CREATED)
     for month in months(month_count):
         for user_id in range(1, users + 1):
             for place_id, visit in visits(user_id, month):
-                visit_rows.append(
-                    {
-                        "id": len(visit_rows) + 1,
-                        "passport_id": passport_id(user_id),
-                        "place_id": place_id,
-                        "visited_at": visit.visited_at.astimezone(UTC),
-                    }
-                )
-    with engine.begin() as conn:
-        conn.execute(
-            insert(t.places),
-            [
-                dict(zip(("id", "name", "category", "city", "country"), p, strict=True))
-                for p in PLACES
-            ],
-        )
-        for table, rows in ((t.users, user_rows), (t.passports, passport_rows)):
-            conn.execute(insert(table), rows)
-        for start in range(0, len(visit_rows), 5000):
-            conn.execute(insert(t.visits), visit_rows[start : start + 5000])
-    engine.dispose()
-    return {"users": len(user_rows), "passports": len(passport_rows), "visits": len(visit_rows)}
+                rows.add_visit(passport_id(user_id), place_id, visit.visited_at)
+    write_app_rows(url, rows)
+    return rows.counts()

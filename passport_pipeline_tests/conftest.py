@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg2
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
@@ -16,10 +13,9 @@ from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import LocalImageModel
 from passport_pipeline.resources.image_store import LocalImageStore
 from passport_pipeline.resources.pending_covers import PendingCovers
+from passport_pipeline_tests.support.postgres import database_url, fresh_postgres_database
 
-pytest_plugins = ["passport_pipeline_tests.servers.fixtures"]
-
-PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+pytest_plugins = ["passport_pipeline_tests.support.fixtures"]
 
 
 @pytest.fixture
@@ -27,39 +23,24 @@ def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'app.sqlite3'}"
 
 
-@contextmanager
-def fresh_postgres_database(prefix: str) -> Iterator[tuple[str, object]]:
-    """A new database on the real PostgreSQL server (its name, and an admin connection)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(PG_ADMIN_DSN)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name, admin
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh app database on the real PostgreSQL server, dropped afterwards."""
     with fresh_postgres_database("passport_test") as (name, _):
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+        yield database_url(name)
 
 
 @pytest.fixture
 def instance_url() -> Iterator[str]:
     """A fresh database for a Dagster instance's storage (DAGSTER_PG_URL of deploy/dagster.yaml)."""
     with fresh_postgres_database("passport_dagster") as (name, _):
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+        yield database_url(name)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def app_db_url(request) -> str:
-    """Each test using this runs on a sqlite file and on the PostgreSQL server."""
+    """Each test using this runs on a sqlite file and on the PostgreSQL server (marked
+    ``postgres``, so ``-m "not postgres"`` keeps the sqlite half)."""
     return request.getfixturevalue(f"{request.param}_url")
 
 

@@ -31,9 +31,9 @@ from passport_pipeline.backend_api import (
     WebserverUnavailable,
 )
 from passport_pipeline.domain.month_status import MonthProgress
-from passport_pipeline_tests.conftest import fresh_postgres_database
-from passport_pipeline_tests.dataset import UserRow, cover_urls, write_dataset
-from passport_pipeline_tests.deployment import Deployment, free_port
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, write_dataset
+from passport_pipeline_tests.support.deployment import Deployment, free_port
+from passport_pipeline_tests.support.postgres import database_url, fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
 
@@ -70,7 +70,7 @@ USERS = [
 def served(tmp_path_factory):
     """(backend client, deployment, app database URL), with the webserver and daemon up."""
     with fresh_postgres_database("passport_backend") as (name, _):
-        url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+        url = database_url(name)
         write_dataset(url, USERS)
         root = tmp_path_factory.mktemp("backend")
         # Quick step retries: the August run's store failures are retried before they count.

@@ -11,9 +11,11 @@ import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
 from passport_pipeline.covers.batch import BATCH_TAG, month_batches
-from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
-from passport_pipeline_tests.deployment import Deployment
-from passport_pipeline_tests.servers.fake_gemini import FakeGemini, Reply
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.deployment import Deployment
+from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
+
+pytestmark = pytest.mark.postgres
 
 MONTH = "2026-10"
 USERS = [

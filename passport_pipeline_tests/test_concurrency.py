@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 import pytest
 from dagster import DagsterRunStatus
 
-from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
-from passport_pipeline_tests.deployment import Deployment
-from passport_pipeline_tests.servers.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.deployment import Deployment
+from passport_pipeline_tests.support.fake_gemini import FakeGemini
 
 pytestmark = pytest.mark.postgres
 

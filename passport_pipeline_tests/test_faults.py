@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
-from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
-from passport_pipeline_tests.deployment import Deployment
-from passport_pipeline_tests.servers.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.deployment import Deployment
+from passport_pipeline_tests.support.fake_gemini import FakeGemini
 
+# The app database of every test here is on the PostgreSQL server.
+pytestmark = pytest.mark.postgres
 API_KEY = "AIzaTEST-faults-key-000111222333444"
 USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 13)]
 

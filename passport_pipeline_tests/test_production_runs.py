@@ -12,10 +12,12 @@ import requests
 from dagster import DagsterEventType
 
 from passport_pipeline.domain.images import inspect_image
-from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
-from passport_pipeline_tests.deployment import Deployment
-from passport_pipeline_tests.servers.fake_gemini import FakeGemini, Reply
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.deployment import Deployment
+from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
 
+# The app database of every test here is on the PostgreSQL server.
+pytestmark = pytest.mark.postgres
 API_KEY = "AIzaTEST-passport-key-0001112223334445"
 BLOCKED = {3, 8, 15}
 USERS = [

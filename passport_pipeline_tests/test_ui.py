@@ -13,8 +13,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from passport_pipeline.domain.summary import PREVIEW_COUNT
-from passport_pipeline_tests.browser import chromium, missing_browser, screenshot, wait_for
-from passport_pipeline_tests.deployment import Deployment
+from passport_pipeline_tests.support.browser import chromium, missing_browser, screenshot, wait_for
+from passport_pipeline_tests.support.deployment import Deployment
 
 MONTH = "2026-10"
 DEMO_USERS = 23  # the demo's users with a visit in October 2026 (demo/seed.py)

@@ -15,10 +15,9 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
-from passport_pipeline import app_schema
+from passport_pipeline.app_data import AppRows, write_app_rows
 from passport_pipeline.domain.months import SEOUL, Month
 
 SEED = 20261031
@@ -81,29 +80,25 @@ TITLES = [
 FIRST_PASSPORT_TITLE = "나의 첫 여권"
 
 
-def build_dataset() -> dict[str, list[dict]]:
+def build_dataset() -> AppRows:
     """Every row of the demo, per table, with ``visited_at`` as aware UTC datetimes."""
     rng = random.Random(SEED)
     created = datetime(2025, 1, 10, 3, 0)
-    users = [
-        {"id": i, "nickname": NICKNAMES[i - 1], "created_at": created + timedelta(days=3 * i)}
-        for i in range(1, USER_COUNT + 1)
-    ]
-    places = [
-        {"id": i, "name": n, "category": c, "city": ci, "country": co}
-        for i, (n, c, ci, co) in enumerate(PLACES, start=1)
-    ]
-    passports, current, older = [], {}, {}
-    for user in users:
+    rows = AppRows()
+    for i in range(1, USER_COUNT + 1):
+        rows.add_user(i, NICKNAMES[i - 1], created + timedelta(days=3 * i))
+    for i, place in enumerate(PLACES, start=1):
+        rows.add_place(i, *place)
+    current, older = {}, {}
+    for user in rows.users:
         uid = user["id"]
         if uid in USERS_WITHOUT_PASSPORT:
             continue
         if uid in USERS_WITH_TWO_PASSPORTS:  # the older one is created first, in 2025
-            older[uid] = _passport(passports, uid, FIRST_PASSPORT_TITLE, user["created_at"])
+            older[uid] = _passport(rows, uid, FIRST_PASSPORT_TITLE, user["created_at"])
         title = ODD_TITLE if uid == ODD_TITLE_USER else rng.choice(TITLES)
-        current[uid] = _passport(passports, uid, title, datetime(2026, 7, 1) + timedelta(hours=uid))
+        current[uid] = _passport(rows, uid, title, datetime(2026, 7, 1) + timedelta(hours=uid))
 
-    visits: list[dict] = []
     edge_users = {NOVEMBER_EDGE[0]: Month(2026, 10), SEPTEMBER_EDGE[0]: Month(2026, 9)}
     holders = sorted(current)
     for month in MONTHS:
@@ -113,31 +108,28 @@ def build_dataset() -> dict[str, list[dict]]:
                 continue  # the boundary visit below must be this user's only one this month
             # Most users stamp a few places; one in eight has a big month (a "+N more" cover).
             places_count = rng.randint(12, 18) if rng.random() < 0.125 else rng.randint(1, 6)
-            favourites = rng.sample(places, places_count)
+            favourites = rng.sample(rows.places, places_count)
             for _ in range(places_count + rng.randint(0, 4)):
                 passport = older.get(uid) if uid in older and rng.random() < 0.3 else None
-                visits.append(
-                    _visit(
-                        visits,
-                        passport or current[uid],
-                        rng.choice(favourites)["id"],
-                        _random_instant(rng, month),
-                    )
+                rows.add_visit(
+                    passport or current[uid],
+                    rng.choice(favourites)["id"],
+                    _random_instant(rng, month),
                 )
-    visits.append(_visit(visits, current[NOVEMBER_EDGE[0]], 12, NOVEMBER_EDGE[1]))
-    visits.append(_visit(visits, current[SEPTEMBER_EDGE[0]], 10, SEPTEMBER_EDGE[1]))
+    rows.add_visit(current[NOVEMBER_EDGE[0]], 12, NOVEMBER_EDGE[1])
+    rows.add_visit(current[SEPTEMBER_EDGE[0]], 10, SEPTEMBER_EDGE[1])
     # The first Seoul instant of August: the lower bound is inclusive.
-    visits.append(_visit(visits, current[1], 1, datetime(2026, 7, 31, 15, 0, tzinfo=UTC)))
-    return {"users": users, "passports": passports, "places": places, "visits": visits}
+    rows.add_visit(current[1], 1, datetime(2026, 7, 31, 15, 0, tzinfo=UTC))
+    return rows
 
 
-def qualifying_users(dataset: dict[str, list[dict]]) -> dict[str, int]:
+def qualifying_users(rows: AppRows) -> dict[str, int]:
     """Users with at least one visit, per Seoul month key, from the rows in Python."""
-    owner = {p["id"]: p["user_id"] for p in dataset["passports"]}
-    seoul_times = (v["visited_at"].astimezone(SEOUL) for v in dataset["visits"])
+    owner = {p["id"]: p["user_id"] for p in rows.passports}
+    seoul_times = (v["visited_at"].astimezone(SEOUL) for v in rows.visits)
     months = {Month(t.year, t.month) for t in seoul_times}
     users: dict[str, set[int]] = defaultdict(set)
-    for visit in dataset["visits"]:
+    for visit in rows.visits:
         for month in months:
             if month.contains(visit["visited_at"]):
                 users[month.key].add(owner[visit["passport_id"]])
@@ -150,31 +142,10 @@ def seed_demo(url: str, *, reset: bool = True) -> dict:
     Without reset, existing rows are kept and only the demo rows that are missing (by id)
     are added. Returns the counts of the demo dataset and its qualifying users per month.
     """
-    dataset = build_dataset()
-    engine = create_engine(url)
-    tables = [app_schema.users, app_schema.places, app_schema.passports, app_schema.visits]
-    try:
-        if reset:
-            app_schema.metadata.drop_all(engine, tables=tables)
-        app_schema.metadata.create_all(engine, tables=tables)
-        on_sqlite = engine.dialect.name == "sqlite"
-        inserted = 0
-        with engine.begin() as conn:
-            for table in tables:
-                rows = dataset[table.name]
-                if table is app_schema.visits and on_sqlite:
-                    # sqlite has no zones: store UTC wall time, as the app_db resource expects.
-                    rows = [{**r, "visited_at": r["visited_at"].replace(tzinfo=None)} for r in rows]
-                if not reset and conn.scalar(select(func.count()).select_from(table)):
-                    present = set(conn.scalars(select(table.c.id)))
-                    rows = [r for r in rows if r["id"] not in present]
-                if rows:
-                    conn.execute(table.insert(), rows)
-                inserted += len(rows)
-    finally:
-        engine.dispose()
-    summary = {name: len(rows) for name, rows in dataset.items()}
-    return {**summary, "inserted_rows": inserted, "qualifying": qualifying_users(dataset)}
+    rows = build_dataset()
+    inserted = write_app_rows(url, rows, reset=reset)
+    counts = {name: len(getattr(rows, name)) for name in ("users", "passports", "places", "visits")}
+    return {**counts, "inserted_rows": inserted, "qualifying": qualifying_users(rows)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,28 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _passport(passports: list[dict], user_id: int, title: str, created: datetime) -> int:
-    passport_id = len(passports) + 1
-    passports.append(
-        {
-            "id": passport_id,
-            "user_id": user_id,
-            "title": title,
-            "cover_image_url": None,
-            "created_at": created,
-            "updated_at": created,
-        }
-    )
-    return passport_id
-
-
-def _visit(visits: list[dict], passport_id: int, place_id: int, at: datetime) -> dict:
-    return {
-        "id": len(visits) + 1,
-        "passport_id": passport_id,
-        "place_id": place_id,
-        "visited_at": at,
-    }
+def _passport(rows: AppRows, user_id: int, title: str, created: datetime) -> int:
+    return rows.add_passport(len(rows.passports) + 1, user_id, title, created)
 
 
 def _random_instant(rng: random.Random, month: Month) -> datetime:

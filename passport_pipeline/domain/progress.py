@@ -104,7 +104,7 @@ def progress_line(progress: Progress) -> str:
 @dataclass(frozen=True)
 class InFlight:
     max: int
-    mean: float  # time-weighted, between the first start and the last end
+    mean: float  # time-weighted over a window: by default from the first start to the last end
 
 
 def cover_step_intervals(events: Iterable[StepEvent]) -> list[tuple[float, float]]:
@@ -121,18 +121,30 @@ def cover_step_intervals(events: Iterable[StepEvent]) -> list[tuple[float, float
     return intervals
 
 
-def in_flight(intervals: list[tuple[float, float]]) -> InFlight:
-    """How many intervals overlapped: at most, and on average over their whole span."""
+def in_flight(
+    intervals: list[tuple[float, float]], window: tuple[float, float] | None = None
+) -> InFlight:
+    """How many intervals overlapped: at most, and on average over ``window`` (by default
+    their whole span), each instant of the window weighted alike."""
     if not intervals:
         return InFlight(0, 0.0)
     edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
     current = peak = 0
-    area = 0.0
-    previous = edges[0][0]
-    for instant, change in edges:
-        area += current * (instant - previous)
-        previous = instant
+    for _, change in edges:  # at a tie an end comes first: back-to-back is not overlap
         current += change
         peak = max(peak, current)
-    span = edges[-1][0] - edges[0][0]
-    return InFlight(peak, round(area / span, 2) if span > 0 else float(peak))
+    low, high = window or (edges[0][0], edges[-1][0])
+    if high <= low:
+        return InFlight(peak, float(peak))
+    busy = sum(max(0.0, min(end, high) - max(start, low)) for start, end in intervals)
+    return InFlight(peak, round(busy / (high - low), 2))
+
+
+def steady_window(intervals: list[tuple[float, float]], width: int) -> tuple[float, float] | None:
+    """From the ``width``-th start to the ``width``-th-from-last end: the stretch in which a
+    pool of that width can be full, without the ramp-up and the tail. None if there is none."""
+    if len(intervals) < width:
+        return None
+    low = sorted(start for start, _ in intervals)[width - 1]
+    high = sorted(end for _, end in intervals)[len(intervals) - width]
+    return (low, high) if high > low else None

@@ -22,8 +22,8 @@ from passport_pipeline.covers.policies import cover_retry_policy
 from passport_pipeline.definitions import build_definitions, defs
 from passport_pipeline.settings import SettingsError, load_settings
 from passport_pipeline_tests.conftest import local_resources_for
-from passport_pipeline_tests.dataset import UserRow, october, write_dataset
-from passport_pipeline_tests.servers.alert_peers import SlackServer, SmtpServer, free_port
+from passport_pipeline_tests.support.alert_peers import SlackServer, SmtpServer, free_port
+from passport_pipeline_tests.support.dataset import UserRow, october, write_dataset
 
 UI = "http://127.0.0.1:3000"
 SMTP_PASSWORD = "smtp-password-never-in-a-message"

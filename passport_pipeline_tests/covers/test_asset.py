@@ -24,7 +24,7 @@ from passport_pipeline.domain.records import CoverRecord, CoverStatus
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_store import LocalImageStore
 from passport_pipeline_tests.conftest import local_resources_for
-from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 
 USERS = [
     UserRow(1, visits=[(1, october(3)), (2, october(4))]),

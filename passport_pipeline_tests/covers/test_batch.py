@@ -20,8 +20,8 @@ from passport_pipeline.covers.batch_sensor import batch_sensors
 from passport_pipeline.covers.policies import cover_retry_policy
 from passport_pipeline.resources.gemini_batch import GeminiBatchImageModel
 from passport_pipeline_tests.conftest import local_resources_for
-from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
-from passport_pipeline_tests.servers.fake_gemini import FakeGemini, Reply
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
 
 MONTH = "2026-10"
 USERS = [

@@ -8,10 +8,12 @@ import pytest
 from dagster import DagsterEventType
 
 from passport_pipeline.domain.breaker import HALT_AFTER_UNUSABLE
-from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
-from passport_pipeline_tests.deployment import Deployment
-from passport_pipeline_tests.servers.fake_gemini import FakeGemini, Reply
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.deployment import Deployment
+from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
 
+# The app database of every test here is on the PostgreSQL server.
+pytestmark = pytest.mark.postgres
 API_KEY = "AIzaTEST-garbage-key-000111222333"
 USERS = 100
 CONCURRENT_STEPS = 4

@@ -10,7 +10,7 @@ import pytest
 from passport_pipeline.domain import batch_protocol as protocol
 from passport_pipeline.domain.batch_protocol import BatchAnswer
 from passport_pipeline.domain.gemini_protocol import GeminiImage, Verdict, build_generate_body
-from passport_pipeline_tests.servers.fake_gemini import portrait_image
+from passport_pipeline_tests.support.fake_gemini import portrait_image
 
 REQUESTS = [(protocol.user_key(u), build_generate_body(f"cover {u}", "3:4")) for u in (7, 12)]
 

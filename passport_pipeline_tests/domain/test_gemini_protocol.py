@@ -21,7 +21,7 @@ from passport_pipeline.domain.gemini_protocol import (
     parse_duration,
     worth_another_try,
 )
-from passport_pipeline_tests.servers.fake_gemini import (
+from passport_pipeline_tests.support.fake_gemini import (
     KEY_INVALID,
     Reply,
     google_error,

@@ -8,6 +8,7 @@ from passport_pipeline.domain.progress import (
     cover_step_intervals,
     in_flight,
     progress_line,
+    steady_window,
 )
 
 K = StepEventKind
@@ -97,6 +98,35 @@ def test_step_intervals_pair_each_attempt_start_with_its_end():
 )
 def test_in_flight(intervals, peak, mean):
     assert in_flight(intervals) == InFlight(peak, mean)
+
+
+@pytest.mark.parametrize(
+    ("intervals", "window", "peak", "mean"),
+    [
+        ([(0, 10), (5, 15)], (5, 10), 2, 2.0),  # both in flight the whole window
+        ([(0, 10), (5, 15)], (0, 20), 2, 1.0),  # 20 step-seconds over 20 s: the tail counts 0
+        ([(0, 4), (6, 10)], (2, 8), 1, 0.67),  # 2 + 2 step-seconds over 6 s
+        ([(0, 4), (4, 8)], (0, 8), 1, 1.0),  # back to back: one at a time, never two
+    ],
+)
+def test_in_flight_over_a_window(intervals, window, peak, mean):
+    """The mean counts only the window; the peak is over every interval."""
+    assert in_flight(intervals, window) == InFlight(peak, mean)
+
+
+@pytest.mark.parametrize(
+    ("intervals", "width", "window"),
+    [
+        # A pool of 2: full from the second start (1) to the second-from-last end (10).
+        ([(0, 10), (1, 11), (2, 12)], 2, (1, 11)),
+        ([(0, 10), (1, 11), (2, 12)], 1, (0, 12)),
+        ([(0, 10), (1, 11), (2, 12)], 3, (2, 10)),
+        ([(0, 10)], 2, None),  # fewer intervals than the pool is wide
+        ([(0, 1), (5, 6)], 2, None),  # the second starts after the first has ended
+    ],
+)
+def test_steady_window(intervals, width, window):
+    assert steady_window(intervals, width) == window
 
 
 @pytest.mark.parametrize(

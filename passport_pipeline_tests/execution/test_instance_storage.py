@@ -9,8 +9,8 @@ import pytest
 from dagster import DagsterInstance, QueuedRunCoordinator
 
 from passport_pipeline.execution.instance_storage import AtomicClaimPostgresEventLogStorage
-from passport_pipeline_tests.claimers import Storage, claim_race
-from passport_pipeline_tests.deployment import REPO
+from passport_pipeline_tests.support.claimers import Storage, claim_race
+from passport_pipeline_tests.support.deployment import REPO
 
 pytestmark = pytest.mark.postgres
 

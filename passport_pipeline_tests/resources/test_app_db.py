@@ -4,7 +4,7 @@ import pytest
 
 from passport_pipeline.domain.months import Month
 from passport_pipeline.resources.app_db import AppDatabase, AppDatabaseError
-from passport_pipeline_tests.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 
 OCTOBER = Month(2026, 10)
 

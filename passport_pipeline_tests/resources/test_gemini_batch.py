@@ -10,7 +10,7 @@ from passport_pipeline.resources.image_model import (
     PermanentImageModelError,
     TransientImageModelError,
 )
-from passport_pipeline_tests.servers.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.fake_gemini import FakeGemini
 
 REQUESTS = [("user_1", build_generate_body("a cover of Seoul", "3:4"))]
 

@@ -4,7 +4,7 @@ import stat
 
 from passport_pipeline.domain.records import GeneratedImage
 from passport_pipeline.resources.pending_covers import PendingCovers
-from passport_pipeline_tests.servers.fake_gemini import portrait_image
+from passport_pipeline_tests.support.fake_gemini import portrait_image
 
 STEM = "prod/covers/2026-10/" + "ab" * 16
 

@@ -18,7 +18,7 @@ from passport_pipeline.resources.image_store import (
     StoredObject,
 )
 from passport_pipeline.settings import load_settings
-from passport_pipeline_tests.servers.moto_s3 import MotoS3Server
+from passport_pipeline_tests.support.moto_s3 import MotoS3Server
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 24

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import create_engine, insert
+from sqlalchemy import create_engine
 
 from passport_pipeline import app_schema as t
+from passport_pipeline.app_data import AppRows, write_app_rows
 
 PLACES = [
     (1, "Gyeongbokgung Palace", "palace", "Seoul", "South Korea"),
@@ -32,53 +33,19 @@ def october(day: int, hour: int = 3) -> datetime:
 
 
 def write_dataset(url: str, users: list[UserRow]) -> None:
-    engine = create_engine(url)
-    sqlite = engine.dialect.name == "sqlite"
+    """The app's four tables at ``url``, dropped and filled with exactly these users."""
     created = datetime(2026, 1, 1)
-    t.metadata.drop_all(engine)
-    t.metadata.create_all(engine)
-    user_rows, passport_rows, visit_rows = [], [], []
+    rows = AppRows()
+    for place in PLACES:
+        rows.add_place(*place)
     for user in users:
-        user_rows.append(
-            {"id": user.id, "nickname": user.nickname or f"user{user.id}", "created_at": created}
-        )
+        rows.add_user(user.id, user.nickname or f"user{user.id}", created)
         if user.title is None:
             continue
-        passport_id = 1000 + user.id
-        passport_rows.append(
-            {
-                "id": passport_id,
-                "user_id": user.id,
-                "title": user.title,
-                "cover_image_url": None,
-                "created_at": created,
-                "updated_at": created,
-            }
-        )
+        passport_id = rows.add_passport(1000 + user.id, user.id, user.title, created)
         for place_id, when in user.visits:
-            stored = when.astimezone(UTC).replace(tzinfo=None) if sqlite else when
-            visit_rows.append(
-                {
-                    "id": len(visit_rows) + 1,
-                    "passport_id": passport_id,
-                    "place_id": place_id,
-                    "visited_at": stored,
-                }
-            )
-    with engine.begin() as conn:
-        conn.execute(
-            insert(t.places),
-            [
-                dict(zip(("id", "name", "category", "city", "country"), p, strict=True))
-                for p in PLACES
-            ],
-        )
-        conn.execute(insert(t.users), user_rows)
-        if passport_rows:
-            conn.execute(insert(t.passports), passport_rows)
-        if visit_rows:
-            conn.execute(insert(t.visits), visit_rows)
-    engine.dispose()
+            rows.add_visit(passport_id, place_id, when)
+    write_app_rows(url, rows)
 
 
 def cover_urls(url: str) -> dict[int, str | None]:

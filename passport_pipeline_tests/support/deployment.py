@@ -1,6 +1,7 @@
-"""A throwaway deployment for whole-job tests: the operators' commands in subprocesses.
+"""A throwaway deployment for whole-job tests and bench/: the operators' commands in subprocesses.
 
-Each test gets its own DAGSTER_HOME, PASSPORT_HOME and environment. The instance is the
+Each test (and each benchmark run) gets its own DAGSTER_HOME, PASSPORT_HOME and environment;
+this is the one place that writes an instance's dagster.yaml. The instance is the
 checkout's dagster.yaml (sqlite under DAGSTER_HOME) or, given ``instance_url``, the production
 ``deploy/dagster.yaml`` on that PostgreSQL database (through ``DAGSTER_PG_URL``). Tests drive
 the job exactly as an operator would: ``dagster job execute`` on the multiprocess executor,
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +25,7 @@ from pathlib import Path
 import requests
 from dagster import DagsterEventType, DagsterInstance, DagsterRun
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TEST_KEY_SECRET = "deployment-test-secret-0123456789"
 
@@ -45,11 +45,23 @@ class Deployment:
     env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, root: Path, instance_url: str | None = None, **variables: str) -> Deployment:
+    def create(
+        cls,
+        root: Path,
+        instance_url: str | None = None,
+        extra_instance_yaml: str | None = None,
+        **variables: str,
+    ) -> Deployment:
+        """The instance: the checkout's dagster.yaml (sqlite), or with ``instance_url`` the
+        production deploy/dagster.yaml on that database; ``extra_instance_yaml`` is appended
+        (the benchmark's experiments with instance settings). ``variables`` win over ours."""
         dagster_home = root / "dagster"
         dagster_home.mkdir(parents=True)
         instance_config = REPO / ("deploy/dagster.yaml" if instance_url else "dagster.yaml")
-        shutil.copy(instance_config, dagster_home / "dagster.yaml")
+        config = instance_config.read_text()
+        if extra_instance_yaml:
+            config += "\n" + extra_instance_yaml
+        (dagster_home / "dagster.yaml").write_text(config)
         env = isolated_environ()
         if instance_url:
             env["DAGSTER_PG_URL"] = instance_url
@@ -57,8 +69,8 @@ class Deployment:
             DAGSTER_HOME=str(dagster_home),
             PASSPORT_HOME=str(root / "home"),
             PASSPORT_KEY_SECRET=TEST_KEY_SECRET,
-            **variables,
         )
+        env.update(variables)
         return cls(root, env)
 
     @classmethod

@@ -31,7 +31,7 @@ FLAGS = (
     "--disable-sync",
     "--window-size=1400,1000",
 )
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "ui-screenshots"  # git-ignored: what an operator saw, after each run
 
 

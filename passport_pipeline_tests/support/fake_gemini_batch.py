@@ -72,7 +72,7 @@ class FakeBatches:
 
     def finish(self, name: str) -> None:
         """SUCCEEDED: every request answered through the fake's rules for endpoint ``batch``."""
-        from passport_pipeline_tests.servers.fake_gemini import RecordedRequest, Reply
+        from passport_pipeline_tests.support.fake_gemini import RecordedRequest, Reply
 
         batch = self.batches[name]
         answers = []
@@ -147,7 +147,7 @@ class FakeBatches:
 
 def serve_batch(handler: Any, method: str) -> bool:
     """Answer a Batch or Files API request; False when the path is none of theirs."""
-    from passport_pipeline_tests.servers.fake_gemini import KEY_INVALID, MESSAGES, google_error
+    from passport_pipeline_tests.support.fake_gemini import KEY_INVALID, MESSAGES, google_error
 
     fake = handler.server.fake
     batches: FakeBatches = fake.batches
@@ -203,7 +203,7 @@ def serve_batch(handler: Any, method: str) -> bool:
 
 
 def _create(handler: Any, batches: FakeBatches, path: str, raw: bytes) -> bool:
-    from passport_pipeline_tests.servers.fake_gemini import MESSAGES, google_error
+    from passport_pipeline_tests.support.fake_gemini import MESSAGES, google_error
 
     model = path.removeprefix("/v1beta/models/").removesuffix(":batchGenerateContent")
     if model not in batches.fake.models:
@@ -262,7 +262,7 @@ def _upload(handler: Any, batches: FakeBatches, query: dict, raw: bytes) -> bool
 
 
 def _answer(fake: Any, record: Any, body: dict, reply: Any) -> dict:
-    from passport_pipeline_tests.servers.fake_gemini import _generate_answer, google_error
+    from passport_pipeline_tests.support.fake_gemini import _generate_answer, google_error
 
     if reply.kind == "error":
         return {"error": (reply.body or google_error(reply.status))["error"]}

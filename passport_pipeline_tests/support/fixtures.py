@@ -1,7 +1,7 @@
-"""Pytest fixtures for the real protocol peers in ``servers/``.
+"""Pytest fixtures for the real protocol peers in ``support/`` (moto's S3 server).
 
 Registered from ``passport_pipeline_tests/conftest.py`` with
-``pytest_plugins = ["passport_pipeline_tests.servers.fixtures"]``.
+``pytest_plugins = ["passport_pipeline_tests.support.fixtures"]``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from passport_pipeline_tests.servers.moto_s3 import MotoS3Server
+from passport_pipeline_tests.support.moto_s3 import MotoS3Server
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,9 @@ Endpoints: ``POST /v1beta/models/{model}:generateContent`` and ``GET /v1beta/mod
 The key (``x-goog-api-key`` header or ``?key=``) and the model are checked first, as Google does.
 A rule's replies are used in order; once they run out its last reply repeats. Rules are tried
 in the order they were added; a request no rule matches gets an image. ``latency_s`` delays
-200 answers of generateContent (a generation), ``error_latency_s`` error answers.
+200 answers of generateContent (a generation), ``error_latency_s`` error answers;
+``answer_when_in_flight = n`` holds every generation until n of them are in flight at once (or
+``gather_timeout_s`` has passed), so a test of concurrency needs no timing at all.
 Each request's record says how many body bytes were sent and whether the client hung up.
 """
 
@@ -33,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 from PIL import Image
 
 # The Batch API (batches, files); that module imports this one only inside its functions.
-from passport_pipeline_tests.servers.fake_gemini_batch import FakeBatches, serve_batch
+from passport_pipeline_tests.support.fake_gemini_batch import FakeBatches, serve_batch
 
 DEFAULT_MODEL = "gemini-2.5-flash-image"
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
@@ -224,8 +226,11 @@ class FakeGemini:
         self.latency_s, self.error_latency_s = latency_s, error_latency_s
         self.image_format, self.text_before_image = image_format, text_before_image
         self.echo_key_in_errors = echo_key_in_errors
+        self.answer_when_in_flight = 0
+        self.gather_timeout_s = 10.0
         self.rules: list[Rule] = []
         self.lock = threading.Lock()
+        self.gathered = threading.Condition(self.lock)
         self.stopping = threading.Event()
         self.reset()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler, bind_and_activate=False)
@@ -344,6 +349,7 @@ class FakeGemini:
             if record.endpoint == "generate":
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                self.gathered.notify_all()
             for rule in self.rules:
                 if rule.matches(record.endpoint, record.prompt):
                     self.rule_counts[rule.name] += 1
@@ -355,6 +361,14 @@ class FakeGemini:
         with self.lock:
             record.end, record.outcome = time.monotonic(), outcome
             self.in_flight -= record.endpoint == "generate"
+
+    def gather(self) -> None:
+        """Wait until ``answer_when_in_flight`` generations have been in flight at once."""
+        with self.gathered:
+            self.gathered.wait_for(
+                lambda: self.max_in_flight >= self.answer_when_in_flight or self.stopping.is_set(),
+                timeout=self.gather_timeout_s,
+            )
 
     def pause(self, seconds: float) -> None:
         if seconds > 0:
@@ -458,6 +472,7 @@ class _Handler(BaseHTTPRequestHandler):
             methods = ["generateContent", "countTokens"]
             info = {"name": f"models/{record.model}", "supportedGenerationMethods": methods}
             return self._json(200, info, "model")
+        fake.gather()
         fake.pause(fake.latency_s)
         answer = _generate_answer(fake, record, body, reply)
         if reply.kind == "drip":
@@ -547,7 +562,7 @@ def _generate_answer(fake: FakeGemini, record: RecordedRequest, body: dict, repl
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve a fake Gemini in its own process until killed (SIGTERM/SIGINT).
 
-        python -m passport_pipeline_tests.servers.fake_gemini --port 0 --latency 30 --api-key KEY
+        python -m passport_pipeline_tests.support.fake_gemini --port 0 --latency 30 --api-key KEY
 
     The first line on stdout is the base URL. Besides Gemini's endpoints it answers
     ``GET /_stats`` (counters and generate intervals as JSON) and ``POST /_reset``.
