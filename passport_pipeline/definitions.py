@@ -81,7 +81,7 @@ def build_definitions(settings: Settings) -> Definitions:
             *month_alert_sensors(covers_job.name, settings.alerts.ui_url),
         ],
         resources={**resources, **alert_resources_for(settings)},
-        executor=covers_executor(settings.max_concurrent_steps, resources),
+        executor=covers_executor(settings.executor, settings.max_concurrent_steps, resources),
     )
 
 
