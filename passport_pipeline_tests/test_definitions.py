@@ -162,7 +162,7 @@ def test_bad_settings_name_the_variable(env, message):
 @pytest.mark.parametrize(
     ("choice", "executor_name"),
     [
-        (None, "covers_multiprocess"),
+        (None, "covers_threads"),
         ("threads", "covers_threads"),
         ("multiprocess", "covers_multiprocess"),
     ],
