@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from dagster import DagsterInstance
 
 from bench.process_usage import Snapshot, TreeSampler
+from passport_pipeline.covers.names import user_of_step
 from passport_pipeline.domain.progress import (
-    USER_STEP,
     StepEvent,
     StepEventKind,
     cover_step_intervals,
@@ -64,7 +64,7 @@ class InstanceRecords:
                 kind = event.event_type_value if event else "(log message)"
                 types[kind] += 1
                 step = entry.step_key or ""
-                if USER_STEP.match(step) and (kind in STEP_KINDS or kind in WORKER_EVENTS):
+                if user_of_step(step) and (kind in STEP_KINDS or kind in WORKER_EVENTS):
                     steps.append((run["run_id"], step, kind, entry.timestamp))
         return types, steps
 
@@ -94,7 +94,7 @@ def step_views(events: list[tuple[str, str, str, float]]) -> dict:
     for run_id, step, kind, ts in events:
         by_step[(run_id, step)][kind].append(ts)
         if kind in STEP_KINDS:
-            by_run[run_id].append(StepEvent(step, STEP_KINDS[kind], ts))
+            by_run[run_id].append(StepEvent(user_of_step(step), STEP_KINDS[kind], ts))
     workers, spawn, to_start, body = [], [], [], []
     for kinds in by_step.values():
         starts = kinds.get("STEP_START", [])

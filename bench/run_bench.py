@@ -92,6 +92,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="profile every launched process with `py-spy record --subprocesses` (20 Hz, "
         "non-blocking; collapsed stacks to bench/out/<id>-profile.txt). Perturbs the figures",
     )
+    parser.add_argument(
+        "--executor",
+        choices=["threads", "multiprocess"],
+        default=None,
+        help="PASSPORT_EXECUTOR for the pipeline's run (default: the settings' default)",
+    )
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep temp dirs and databases")
     args = parser.parse_args(argv)

@@ -134,6 +134,7 @@ def world(args, root: Path, tag: str, result: dict, databases: list[str]) -> Ite
             ),
             PASSPORT_KEY_SECRET="bench-secret-" + secrets.token_hex(16),
             PASSPORT_MAX_CONCURRENT_STEPS=str(args.max_concurrent_steps or args.pool),
+            **({"PASSPORT_EXECUTOR": args.executor} if getattr(args, "executor", None) else {}),
             NO_PROXY="127.0.0.1,localhost",
             PATH=f"{BIN}:{os.environ.get('PATH', '')}",
         )

@@ -8,14 +8,41 @@ run. ``dagster`` is pinned in ``pyproject.toml``; read this module before raisin
 from __future__ import annotations
 
 import logging
+import threading
 
 from dagster import DagsterEvent, DagsterEventType, DagsterInstance
+
+# The thread executor (execution/thread_executor.py) is Dagster's in-process executor with its
+# step loop run in threads. Dagster has no public API for an executor that runs steps itself:
+# - ExecuteRunWithPlanIterable + PlanExecutionContextManager open the run's execution context
+#   (resources, log manager) exactly as dagster/_core/executor/in_process.py does;
+# - InstanceConcurrencyContext claims the instance's pool slots, as every Dagster executor does
+#   around its ActiveExecution (which the public ``ExecutionPlan.start`` builds);
+# - dagster_event_sequence_for_step runs one step with Dagster's own handling of retry
+#   requests, Failure and interrupts, as inner_plan_execution_iterator does for each step.
+from dagster._core.execution.api import ExecuteRunWithPlanIterable
+from dagster._core.execution.context_creation_job import PlanExecutionContextManager
+from dagster._core.execution.plan.execute_plan import dagster_event_sequence_for_step
 
 # A step failure event for a step that never ran has no public constructor:
 # ``DagsterEvent.step_failure_event`` needs the step's live execution context.
 from dagster._core.execution.plan.handle import StepHandle
+from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 from dagster._core.execution.plan.objects import ErrorSource, StepFailureData
+
+# A step's log handler, whose ``filter`` we narrow to the step's own thread (below).
+from dagster._core.log_manager import DagsterLogHandler
 from dagster_shared.error import SerializableErrorInfo
+
+__all__ = [
+    "STEP_WORKER_MODULES",
+    "ExecuteRunWithPlanIterable",
+    "InstanceConcurrencyContext",
+    "PlanExecutionContextManager",
+    "confine_step_logs_to_this_thread",
+    "dagster_event_sequence_for_step",
+    "report_step_never_started",
+]
 
 # Dagster's step worker, loaded by every forked step before our code runs (measured by listing
 # sys.modules at the start of a step against those of the parent). The executor preloads them
@@ -53,3 +80,25 @@ def report_step_never_started(
         message=f'Step "{step_key}" never started: {message}',
     )
     instance.report_dagster_event(event, run_id, log_level=logging.ERROR)
+
+
+def confine_step_logs_to_this_thread(step_log) -> None:
+    """Make a step's log handler take Python log records from the calling thread only.
+
+    While a step's op runs, Dagster adds the step's ``DagsterLogHandler`` to the instance's
+    managed Python loggers (``DagsterLogManager.begin_python_log_capture``), so that their
+    records land in the step's event log. That assumes one step per process: with steps in
+    threads, every running step's handler hangs on the same loggers and the first one added
+    records every step's lines as its own. ``DagsterLogHandler`` overrides ``filter`` (so
+    ``addFilter`` is ignored): the narrowing wraps that method on this one handler instance.
+    Call it from the step's thread, with ``step_context.log``.
+    """
+    thread = threading.get_ident()
+    for handler in step_log.handlers:
+        if isinstance(handler, DagsterLogHandler):
+            dagster_filter = handler.filter
+
+            def only_this_thread(record: logging.LogRecord, _dagster_filter=dagster_filter):
+                return record.thread == thread and _dagster_filter(record)
+
+            handler.filter = only_this_thread

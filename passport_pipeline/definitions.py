@@ -93,7 +93,7 @@ def build_definitions(settings: Settings) -> Definitions:
             *_batch_sensors(settings),
         ],
         resources={**resources, **alert_resources_for(settings)},
-        executor=covers_executor(settings.max_concurrent_steps, resources),
+        executor=covers_executor(settings.executor, settings.max_concurrent_steps, resources),
     )
 
 

@@ -16,6 +16,10 @@ from pathlib import Path
 
 IMAGE_MODELS = ("local", "gemini", "gemini-batch")
 IMAGE_STORES = ("local", "s3")
+# How a run executes its steps: threads of the run process, or a process per step.
+EXECUTORS = ("threads", "multiprocess")
+# Threads: measured faster, lighter and cheaper than a process per step (bench/RESULTS.md).
+DEFAULT_EXECUTOR = "threads"
 DEFAULT_HOME = "~/.passport_pipeline"
 DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-image"
@@ -54,6 +58,7 @@ class Settings:
     image_model: str
     image_store: str
     key_secret_in_env: bool
+    executor: str
     max_concurrent_steps: int
     step_retry_delay_s: float
     gemini_base_url: str
@@ -119,6 +124,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         image_model=image_model,
         image_store=image_store,
         key_secret_in_env=key_secret_in_env,
+        executor=_choice(
+            get("PASSPORT_EXECUTOR", DEFAULT_EXECUTOR), EXECUTORS, "PASSPORT_EXECUTOR"
+        ),
         max_concurrent_steps=_integer(
             get("PASSPORT_MAX_CONCURRENT_STEPS", "50"), "PASSPORT_MAX_CONCURRENT_STEPS"
         ),

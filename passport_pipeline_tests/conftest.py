@@ -45,6 +45,13 @@ def app_db_url(request) -> str:
 
 
 @pytest.fixture
+def executor() -> str | None:
+    """The executor a deployment's runs use (PASSPORT_EXECUTOR); None: the settings' default.
+    Tests whose outcome depends on it parametrize it: ``threads`` and ``multiprocess``."""
+    return None
+
+
+@pytest.fixture
 def instance() -> Iterator[DagsterInstance]:
     with instance_for_test() as dagster_instance:
         yield dagster_instance

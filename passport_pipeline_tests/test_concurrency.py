@@ -38,13 +38,17 @@ def gemini() -> FakeGemini:
 
 
 @pytest.fixture
-def deployment(tmp_path, postgres_url, instance_url, gemini) -> Deployment:
+def deployment(tmp_path, postgres_url, instance_url, gemini, executor) -> Deployment:
     write_dataset(postgres_url, two_months_of_users(6))
-    return Deployment.with_gemini(
+    deployment = Deployment.with_gemini(
         tmp_path, postgres_url, gemini.base_url, API_KEY, instance_url=instance_url
     )
+    if executor is not None:
+        deployment.env["PASSPORT_EXECUTOR"] = executor
+    return deployment
 
 
+@pytest.mark.parametrize("executor", ["threads", "multiprocess"])
 def test_two_runs_at_once_never_exceed_the_pool(deployment, gemini, postgres_url):
     deployment.set_pool_limit(3)
     october_run = deployment.start(*deployment.month_command("2026-10"))
@@ -69,9 +73,13 @@ def test_a_new_pool_limit_applies_to_the_next_run_without_a_deploy(deployment, g
     assert gemini.max_in_flight == 5
 
 
+@pytest.mark.parametrize("executor", ["threads", "multiprocess"])
 def test_an_interrupted_run_gives_its_slots_back(deployment, gemini, postgres_url):
     deployment.set_pool_limit(2)
     gemini.latency_s = 120  # the first run's calls hang until the run is interrupted
+    # A step thread cannot be killed: it ends when its model call does, bounded by the
+    # per-attempt deadline (a step process is interrupted at once).
+    deployment.env.update(GEMINI_READ_TIMEOUT_S="3", GEMINI_REQUEST_DEADLINE_S="3")
     stuck = deployment.start(*deployment.month_command("2026-10"))
     deadline = time.monotonic() + 120
     while gemini.in_flight < 2:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import logging
 
 from dagster import DagsterEventType, DagsterInstance, instance_for_test
 
@@ -60,3 +61,56 @@ def test_a_step_recorded_as_never_started_reads_as_a_failure_of_that_step():
         assert event.step_key == "generate_cover[user_7]"
         assert event.step_failure_data.error.message == "stopped"
         assert "never started" in event.message
+
+
+def test_the_thread_executors_building_blocks_are_where_they_were():
+    # The thread executor copies dagster/_core/executor/in_process.py with its step loop in
+    # threads: each piece must still take what the copy passes it.
+    run_with_plan = inspect.signature(dagster_internals.ExecuteRunWithPlanIterable)
+    assert {"execution_plan", "iterator", "execution_context_manager"} <= set(
+        run_with_plan.parameters
+    )
+    context_manager = inspect.signature(dagster_internals.PlanExecutionContextManager)
+    assert {
+        "job",
+        "retry_mode",
+        "execution_plan",
+        "run_config",
+        "dagster_run",
+        "instance",
+        "raise_on_error",
+        "output_capture",
+        "step_dependency_config",
+    } <= set(context_manager.parameters)
+    claims = inspect.signature(dagster_internals.InstanceConcurrencyContext)
+    assert list(claims.parameters)[:2] == ["instance", "dagster_run"]
+    step = inspect.signature(dagster_internals.dagster_event_sequence_for_step)
+    assert next(iter(step.parameters)) == "step_context"
+    from dagster._core.execution.plan.plan import ExecutionPlan
+
+    start = inspect.signature(ExecutionPlan.start).parameters
+    assert {"retry_mode", "max_concurrent", "instance_concurrency_context"} <= set(start)
+
+
+def test_a_step_log_handler_still_overrides_filter_and_still_joins_the_managed_loggers():
+    # confine_step_logs_to_this_thread wraps DagsterLogHandler.filter because the class
+    # overrides logging's filter (addFilter would be ignored), and it matters because a step
+    # adds that handler to the managed loggers while its op runs.
+    from dagster._core.log_manager import DagsterLogManager
+
+    handler_class = dagster_internals.DagsterLogHandler
+    assert handler_class.filter is not logging.Handler.filter
+    source = inspect.getsource(DagsterLogManager.begin_python_log_capture)
+    assert "addHandler(self._dagster_handler)" in source
+
+
+def test_the_run_configures_logging_once_and_steps_do_not():
+    # Why steps in threads never call logging.config.dictConfig: only DagsterLogManager.create
+    # reads the instance's handlers (which runs dictConfig); a step's log manager is with_tags.
+    from dagster._core.execution.context.system import PlanExecutionContext
+    from dagster._core.log_manager import DagsterLogManager
+
+    assert "dictConfig" in inspect.getsource(DagsterInstance.get_yaml_python_handlers)
+    assert "get_handlers" in inspect.getsource(DagsterLogManager.create)
+    assert "get_handlers" not in inspect.getsource(DagsterLogManager.with_tags)
+    assert "with_tags" in inspect.getsource(PlanExecutionContext.for_step)

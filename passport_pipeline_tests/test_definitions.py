@@ -146,6 +146,7 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
             "needs PASSPORT_KEY_SECRET: a shared store must use one key secret everywhere",
         ),
         ({"PASSPORT_MAX_CONCURRENT_STEPS": "0"}, "at least 1"),
+        ({"PASSPORT_EXECUTOR": "celery"}, "PASSPORT_EXECUTOR='celery' is not one of"),
         ({"PASSPORT_FALLBACK_TO_LOCAL": "maybe"}, "not true or false"),
         ({"GEMINI_PRICE_PER_IMAGE_USD": "cheap"}, "not a number"),
         ({"GEMINI_REQUEST_DEADLINE_S": "0"}, "GEMINI_REQUEST_DEADLINE_S must be more than 0"),
@@ -157,6 +158,22 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
 def test_bad_settings_name_the_variable(env, message):
     with pytest.raises(SettingsError, match=message):
         load_settings(env)
+
+
+@pytest.mark.parametrize(
+    ("choice", "executor_name"),
+    [
+        (None, "covers_threads"),
+        ("threads", "covers_threads"),
+        ("multiprocess", "covers_multiprocess"),
+    ],
+)
+def test_the_executor_is_the_one_passport_executor_names(tmp_path, choice, executor_name):
+    env = {"PASSPORT_HOME": str(tmp_path)}
+    if choice is not None:
+        env["PASSPORT_EXECUTOR"] = choice
+    job = build_definitions(load_settings(env)).resolve_job_def("monthly_passport_covers")
+    assert job.executor_def.name == executor_name
 
 
 def test_embedded_defaults(tmp_path):

@@ -36,11 +36,14 @@ def gemini() -> FakeGemini:
 
 
 @pytest.fixture
-def deployment(tmp_path, postgres_url, gemini) -> Deployment:
+def deployment(tmp_path, postgres_url, gemini, executor) -> Deployment:
     write_dataset(postgres_url, USERS)
-    return Deployment.with_gemini(
+    deployment = Deployment.with_gemini(
         tmp_path, postgres_url, gemini.base_url, API_KEY, PASSPORT_STEP_RETRY_DELAY_S="0.2"
     )
+    if executor is not None:
+        deployment.env["PASSPORT_EXECUTOR"] = executor
+    return deployment
 
 
 def covered(postgres_url: str) -> int:
@@ -71,6 +74,7 @@ def interrupt_half_way(
     return run.run_id
 
 
+@pytest.mark.parametrize("executor", ["threads", "multiprocess"])
 def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
     deployment, gemini, postgres_url
 ):
@@ -220,6 +224,7 @@ def test_a_shared_store_without_a_secret_refuses_to_start(deployment, gemini, s3
     assert not (deployment.root / "home" / "key_secret").exists()
 
 
+@pytest.mark.parametrize("executor", ["threads", "multiprocess"])
 def test_a_cover_whose_upload_failed_is_uploaded_later_without_paying_again(
     deployment, gemini, postgres_url
 ):

@@ -1,4 +1,6 @@
-"""The run executor: up to 50 cover steps at once, each in a forked process that starts warm.
+"""The run executors: up to 50 cover steps at once, in threads of the run process (``threads``)
+or each in a forked process that starts warm (``multiprocess``); both with the run process's
+duties of ``_CoversExecutor``.
 
 A step process is cheap only if it imports nothing heavy itself. Dagster's forkserver start
 method forks every step from one server process, and ``preload_modules`` are imported into that
@@ -18,6 +20,7 @@ from dagster import (
     Executor,
     ExecutorDefinition,
     executor,
+    in_process_executor,
     multiple_process_executor_requirements,
     multiprocess_executor,
 )
@@ -26,6 +29,7 @@ from passport_pipeline.covers.progress import publish_progress
 from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 from passport_pipeline.dagster_internals import STEP_WORKER_MODULES
 from passport_pipeline.execution.run_health import periodically, watched_run_process
+from passport_pipeline.execution.thread_executor import ThreadExecutor
 
 FREEZE_MODULE = "passport_pipeline.execution.forkserver_freeze"
 # How often the run page's progress is brought up to date while a month runs.
@@ -107,9 +111,36 @@ def covers_multiprocess_executor(init_context) -> Executor:
     return _CoversExecutor(multiprocess_executor.executor_creation_fn(init_context))
 
 
+# The multiprocess executor's settings that mean the same in threads (start_method does not).
+_THREAD_CONFIG = {
+    name: config_field
+    for name, config_field in multiprocess_executor.config_schema.config_type.fields.items()
+    if name in ("max_concurrent", "tag_concurrency_limits", "retries", "step_dependency_config")
+}
+
+
+@executor(name="covers_threads", config_schema=_THREAD_CONFIG)
+def covers_thread_executor(init_context) -> Executor:
+    """Each step in a thread of the run process (``thread_executor``); see ``_CoversExecutor``."""
+    config = init_context.executor_config
+    # Dagster's own reading of `retries` and `step_dependency_config` (its in-process executor's).
+    in_process = in_process_executor.executor_creation_fn(init_context)
+    return _CoversExecutor(
+        ThreadExecutor(
+            retries=in_process.retries,
+            step_dependency_config=in_process.step_dependency_config,
+            max_concurrent=config.get("max_concurrent") or 50,
+            tag_limits=config.get("tag_concurrency_limits"),
+        )
+    )
+
+
 def covers_executor(
-    max_concurrent: int, resources: Mapping[str, ConfigurableResource]
+    kind: str, max_concurrent: int, resources: Mapping[str, ConfigurableResource]
 ) -> ExecutorDefinition:
+    """The executor ``PASSPORT_EXECUTOR`` names, ``max_concurrent`` steps at once in a run."""
+    if kind == "threads":
+        return covers_thread_executor.configured({"max_concurrent": max_concurrent})
     return covers_multiprocess_executor.configured(
         {
             "max_concurrent": max_concurrent,

@@ -1,4 +1,17 @@
-"""PostgreSQL event-log storage whose pool-slot claim is one atomic statement.
+"""PostgreSQL instance storage: an atomic pool-slot claim, and connections reused by threads.
+
+Connections. dagster-postgres opens a new connection for every storage call (``NullPool``): a new
+PostgreSQL backend per event, which with steps in threads was about half the run's remaining
+CPU. The run and event-log storages here keep a small ``QueuePool`` shared by the process's
+threads: ``POOL_SIZE`` connections kept, ``MAX_OVERFLOW`` more while a burst lasts. Storage calls
+take milliseconds and a step makes about a dozen over its ~30 s, and every event a step writes
+goes through one handler lock of the run's log manager anyway; so 4 + 4 per storage never keeps
+a step waiting more than a few calls long, and a burst waits (``POOL_TIMEOUT_S``) instead of
+failing. A process started by ``multiprocessing`` (the multiprocess executor's step processes)
+keeps stock ``NullPool``: one step at a time uses one connection at a time there, and 50 step
+processes each keeping connections open is what capped an earlier pooled experiment at 32 in
+flight: 3 storages keeping 1 connection each in 50 processes is 150 connections, and PostgreSQL's
+``max_connections`` is 100 (about 33 processes could connect; the others waited on retries).
 
 Works around an upstream bug in dagster-postgres 0.29.27 (dagster 1.13.27; still there in
 1.13.29): ``SqlEventLogStorage._claim_concurrency_slot``
@@ -12,6 +25,10 @@ the SELECT: two claimers can pick the same slot, and the second UPDATE, which ha
 Here the slot is picked and claimed in one statement, guarded again by ``step_key IS NULL``,
 so a slot is claimed once or not at all (3 of 3, 10 trials of 10).
 
+The pool replaces the storage's ``_engine`` after dagster-postgres built it, as dagster-postgres's
+own ``optimize_for_webserver`` does; ``test_instance_storage.py`` checks that the storage still
+connects through ``_engine``.
+
 When upgrading dagster-postgres: read ``_claim_concurrency_slot`` in the new version. If it
 claims in one guarded statement (or in a transaction that holds the row lock until the UPDATE),
 delete this class and point ``event_log_storage`` in ``deploy/dagster.yaml`` back at
@@ -21,6 +38,8 @@ moved, adapt this override. ``test_instance_storage.py`` checks the claim agains
 
 from __future__ import annotations
 
+import multiprocessing
+
 import sqlalchemy as db
 
 # No public import path exists for the storage's table or the claim's return type; the override
@@ -28,21 +47,64 @@ import sqlalchemy as db
 from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
 from dagster._utils.concurrency import ConcurrencySlotStatus
 from dagster_postgres.event_log import PostgresEventLogStorage
-from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+from dagster_postgres.run_storage import PostgresRunStorage
+from dagster_postgres.utils import (
+    create_pg_engine,
+    get_token_provider_from_config,
+    pg_url_from_config,
+)
+
+POOL_SIZE = 4
+MAX_OVERFLOW = 4
+POOL_TIMEOUT_S = 120
+# Connections older than this are replaced on checkout (servers and proxies drop idle ones).
+POOL_RECYCLE_S = 600
 
 
-class AtomicClaimPostgresEventLogStorage(PostgresEventLogStorage):
-    """dagster-postgres's event log storage, with a pool-slot claim that cannot double-book."""
+def shares_connections() -> bool:
+    """Whether this process pools its storage connections (see the module docstring)."""
+    return multiprocessing.parent_process() is None
+
+
+def _from_config(cls, inst_data, config_value):
+    # The parents build their own class by name; build the subclass instead.
+    storage = cls(
+        inst_data=inst_data,
+        postgres_url=pg_url_from_config(config_value),
+        should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+        token_provider=get_token_provider_from_config(config_value),
+    )
+    if shares_connections():
+        stock = storage._engine
+        storage._engine = create_pg_engine(
+            storage.postgres_url,
+            storage._token_provider,
+            isolation_level="AUTOCOMMIT",
+            pool_size=POOL_SIZE,
+            max_overflow=MAX_OVERFLOW,
+            pool_timeout=POOL_TIMEOUT_S,
+            pool_recycle=POOL_RECYCLE_S,
+            pool_pre_ping=True,
+        )
+        stock.dispose()
+    return storage
+
+
+class PooledPostgresRunStorage(PostgresRunStorage):
+    """dagster-postgres's run storage, with connections shared by the process's threads."""
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):
-        # The parent builds a PostgresEventLogStorage by name; build this class instead.
-        return cls(
-            inst_data=inst_data,
-            postgres_url=pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-            token_provider=get_token_provider_from_config(config_value),
-        )
+        return _from_config(cls, inst_data, config_value)
+
+
+class AtomicClaimPostgresEventLogStorage(PostgresEventLogStorage):
+    """dagster-postgres's event log storage, with a pool-slot claim that cannot double-book and
+    connections shared by the process's threads."""
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return _from_config(cls, inst_data, config_value)
 
     def _claim_concurrency_slot(
         self, concurrency_key: str, run_id: str, step_key: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -17,6 +18,9 @@ from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.records import Passport, Visit
 
 _DBAPI_MODULES = {"pysqlite": "sqlite3"}
+
+
+_ENGINE_LOCK = threading.Lock()
 
 
 class AppDatabaseError(RuntimeError):
@@ -39,6 +43,10 @@ class AppDatabase(ConfigurableResource):
 
     @property
     def engine(self) -> Engine:
+        with _ENGINE_LOCK:  # steps in threads share this resource: one engine, not one each
+            return self._engine_once()
+
+    def _engine_once(self) -> Engine:
         if self._engine is None:
             try:
                 parsed = make_url(self.url)
@@ -50,7 +58,11 @@ class AppDatabase(ConfigurableResource):
             if parsed.get_backend_name() == "postgresql":
                 # Fail fast instead of hanging a step when the server is away.
                 options["connect_args"] = {"connect_timeout": 10}
+                # A step makes a few short queries; steps in threads share the pool, and one
+                # that finds it busy waits its turn (milliseconds) rather than failing.
                 options["pool_size"] = 2
+                options["max_overflow"] = 8
+                options["pool_timeout"] = 120
             self._engine = create_engine(parsed, **options)
         return self._engine
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -26,6 +27,9 @@ PRESIGNED_URL_TTL_S = 7 * 24 * 3600
 # A user step's own thumbnail is smaller than the month's (about 3.5 KB against 5 KB): it is
 # written once per user.
 STEP_THUMBNAIL_SIDE = 120
+
+
+_CLIENT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -152,9 +156,10 @@ class S3ImageStore(ImageStore):
 
     @property
     def client(self):
-        if self._client is None:
-            self._client = self.s3.get_client()
-        return self._client
+        with _CLIENT_LOCK:  # steps in threads share this resource: one client, made once
+            if self._client is None:
+                self._client = self.s3.get_client()
+            return self._client
 
     def preflight(self) -> None:
         try:
