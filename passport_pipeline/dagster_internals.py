@@ -15,6 +15,11 @@ from dagster import DagsterEvent, DagsterEventType, DagsterInstance
 # ``DagsterEvent.step_failure_event`` needs the step's live execution context.
 from dagster._core.execution.plan.handle import StepHandle
 from dagster._core.execution.plan.objects import ErrorSource, StepFailureData
+
+# A custom ``instance_class`` (dagster.yaml) must answer ``config_defaults(base_dir)`` when Dagster
+# builds an InstanceRef (``InstanceRef.from_dir``); DagsterInstance has none of its own, and
+# InstanceRef's is the default every stock instance gets (execution/instance.py).
+from dagster._core.instance.ref import InstanceRef as InstanceRef
 from dagster_shared.error import SerializableErrorInfo
 
 # Dagster's step worker, loaded by every forked step before our code runs (measured by listing
