@@ -60,3 +60,23 @@ def test_a_step_recorded_as_never_started_reads_as_a_failure_of_that_step():
         assert event.step_key == "generate_cover[user_7]"
         assert event.step_failure_data.error.message == "stopped"
         assert "never started" in event.message
+
+
+def test_the_instance_class_still_fits_dagsters_hooks(tmp_path):
+    # PassportInstance replaces the one method that runs dictConfig per step: it must still be
+    # the method the step's log manager calls, and a yaml naming the class must still load.
+    from dagster._core.log_manager import DagsterLogManager
+
+    from passport_pipeline.execution.instance import PassportInstance
+
+    assert "get_yaml_python_handlers" in inspect.getsource(DagsterInstance.get_handlers)
+    assert "instance.get_handlers()" in inspect.getsource(DagsterLogManager.create)
+    (tmp_path / "dagster.yaml").write_text(
+        "instance_class:\n"
+        "  module: passport_pipeline.execution.instance\n"
+        "  class: PassportInstance\n"
+    )
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance) is PassportInstance
+        assert type(DagsterInstance.from_ref(instance.get_ref())) is PassportInstance
+        assert instance.get_yaml_python_handlers() is instance.get_yaml_python_handlers()

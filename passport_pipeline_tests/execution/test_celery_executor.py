@@ -261,6 +261,11 @@ def test_reexecute_from_failure_runs_the_failed_user_on_the_workers(
     assert (progress["completed"], progress["failed"], progress["remaining"]) == (12, 0, 0)
     assert progress["summary"]["total"] == 12
 
+    # The broker's URL (it may hold a password) is in no run's config and no event.
+    vhost = deployment.env["PASSPORT_CELERY_BROKER"].rsplit("/", 1)[1]
+    assert vhost not in deployment.event_log_text()
+    assert all(vhost not in repr(run.run_config) for run in deployment.runs())
+
     # The step records are in the covers' bucket, not on any one machine's disk.
     bucket = deployment.env["PASSPORT_S3_BUCKET"]
     listed = moto_s3.client.list_objects_v2(Bucket=bucket, Prefix="dagster-step-records/")
