@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -166,6 +167,20 @@ def succeeded(instance: DagsterInstance, run_id: str) -> set[str]:
     }
 
 
+def peak(intervals: list[tuple[float, float | None]]) -> int:
+    """The most intervals open at one instant (an open end is still open)."""
+    points = sorted(
+        [(start, 1) for start, _ in intervals]
+        + [(end, -1) for _, end in intervals if end is not None],
+        key=lambda point: (point[0], point[1]),
+    )
+    level = highest = 0
+    for _, change in points:
+        level += change
+        highest = max(highest, level)
+    return highest
+
+
 def user_of(step_key: str) -> int | None:
     if "[user_" not in step_key:
         return None
@@ -204,6 +219,7 @@ def test_two_workers_share_the_pool_and_a_killed_worker_loses_no_user(
         # Worker a's machine is lost while it waits on Gemini for a user's cover.
         victim = wait_for_a_fresh_call_on("a", deployment, gemini, process, log)
         workers.kill("a")
+        killed_at = time.monotonic()
         returncode = finish(process, log)
     finally:
         if process.poll() is None:
@@ -213,11 +229,27 @@ def test_two_workers_share_the_pool_and_a_killed_worker_loses_no_user(
     [run] = deployment.runs()
     with deployment.instance() as instance:
         taken = workers_of_steps(instance, run.run_id)
-    # Both machines ran cover steps, and never more than the pool's 3 were at Gemini at once.
     assert {worker for step, worker in taken if "generate_cover" in step} == {"a", "b"}
-    assert gemini.max_in_flight <= POOL
+    # Never more than the pool's 3 at Gemini at once, across both machines. Calls the dead
+    # worker left behind go on at the server (nobody is there to read the answer) while their
+    # steps run again elsewhere under the same slots: they are counted apart.
+    workers_by_step = defaultdict(list)
+    for step, worker in taken:
+        workers_by_step[step].append(worker)
+    handed_over = {user_of(step) for step, ws in workers_by_step.items() if ws == ["a", "b"]}
+    with gemini.lock:
+        calls = [(r.start, r.end, r.prompt) for r in gemini.records if r.endpoint == "generate"]
+    orphans = [
+        (start, end)
+        for start, end, prompt in calls
+        if start < killed_at
+        and (end is None or end > killed_at)
+        and any(title(user) in prompt for user in handed_over)
+    ]
+    assert peak([(start, end) for start, end, _ in calls if (start, end) not in orphans]) <= POOL
+    assert 1 <= len(orphans) <= POOL
     # The step cut off on a was handed to b by the broker and finished there.
-    assert [w for s, w in taken if s == cover_step(victim)] == ["a", "b"]
+    assert victim in handed_over
     # Nothing lost: every user has a cover; the calls cut off by the kill are the only ones
     # paid twice, and there were at most as many as a could hold (the pool's 3).
     assert all(cover_urls(postgres_url).values())
