@@ -30,6 +30,11 @@ from dagster._core.execution.plan.handle import StepHandle
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 from dagster._core.execution.plan.objects import ErrorSource, StepFailureData
 
+# A custom ``instance_class`` (dagster.yaml) must answer ``config_defaults(base_dir)`` when Dagster
+# builds an InstanceRef (``InstanceRef.from_dir``); DagsterInstance has none of its own, and
+# InstanceRef's is the default every stock instance gets (execution/instance.py).
+from dagster._core.instance.ref import InstanceRef as InstanceRef
+
 # A step's log handler, whose ``filter`` we narrow to the step's own thread (below).
 from dagster._core.log_manager import DagsterLogHandler
 from dagster_shared.error import SerializableErrorInfo
@@ -38,6 +43,7 @@ __all__ = [
     "STEP_WORKER_MODULES",
     "ExecuteRunWithPlanIterable",
     "InstanceConcurrencyContext",
+    "InstanceRef",
     "PlanExecutionContextManager",
     "confine_step_logs_to_this_thread",
     "dagster_event_sequence_for_step",

@@ -16,10 +16,12 @@ from pathlib import Path
 
 IMAGE_MODELS = ("local", "gemini", "gemini-batch")
 IMAGE_STORES = ("local", "s3")
-# How a run executes its steps: threads of the run process, or a process per step.
-EXECUTORS = ("threads", "multiprocess")
+# How a run executes its steps: threads of the run process, a process per step, or celery
+# workers on any number of machines (execution/ and README "More machines").
+EXECUTORS = ("threads", "multiprocess", "celery")
 # Threads: measured faster, lighter and cheaper than a process per step (bench/RESULTS.md).
 DEFAULT_EXECUTOR = "threads"
+DEFAULT_CELERY_BACKEND = "rpc://"
 DEFAULT_HOME = "~/.passport_pipeline"
 DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-image"
@@ -78,6 +80,9 @@ class Settings:
     gemini_batch_price_per_image_usd: float = 0.0195
     gemini_batch_inline_limit_bytes: int = 20_000_000
     batch_poll_interval_s: float = 60.0
+    # celery: the broker's and result backend's URLs may hold passwords, so only whether the
+    # backend is set is kept here; the executor and the worker read them as EnvVar.
+    celery_backend_in_env: bool = False
 
     @property
     def local_store_root(self) -> Path:
@@ -118,15 +123,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "secret everywhere, or each machine would generate its own, find none of the "
             "covers the others stored, and pay for them again"
         )
+    # -- PASSPORT_EXECUTOR=celery (issue 9, point 3) --
+    executor = _choice(get("PASSPORT_EXECUTOR", DEFAULT_EXECUTOR), EXECUTORS, "PASSPORT_EXECUTOR")
+    if executor == "celery":
+        _check_celery(get, image_store)
+    # -- end celery --
     return Settings(
         home=home,
         database_url=get("PASSPORT_DATABASE_URL") or f"sqlite:///{home / 'app.sqlite3'}",
         image_model=image_model,
         image_store=image_store,
         key_secret_in_env=key_secret_in_env,
-        executor=_choice(
-            get("PASSPORT_EXECUTOR", DEFAULT_EXECUTOR), EXECUTORS, "PASSPORT_EXECUTOR"
-        ),
+        executor=executor,
         max_concurrent_steps=_integer(
             get("PASSPORT_MAX_CONCURRENT_STEPS", "50"), "PASSPORT_MAX_CONCURRENT_STEPS"
         ),
@@ -170,7 +178,37 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         batch_poll_interval_s=_seconds(
             get("PASSPORT_BATCH_POLL_INTERVAL_S", "60"), "PASSPORT_BATCH_POLL_INTERVAL_S"
         ),
+        celery_backend_in_env=get("PASSPORT_CELERY_BACKEND") is not None,
     )
+
+
+def _check_celery(get: Callable[..., str | None], image_store: str) -> None:
+    """Steps on Celery run on any worker machine: everything they share must be shared."""
+    if get("PASSPORT_CELERY_BROKER") is None:
+        raise SettingsError(
+            "PASSPORT_EXECUTOR=celery needs PASSPORT_CELERY_BROKER, the broker every worker "
+            "listens to, e.g. pyamqp://user:password@rabbitmq.internal:5672//"
+        )
+    if image_store != "s3":
+        raise SettingsError(
+            "PASSPORT_EXECUTOR=celery needs PASSPORT_IMAGE_STORE=s3: a cover stored in one "
+            "worker's local folder is invisible to the other machines"
+        )
+    if get("PASSPORT_DATABASE_URL") is None:
+        raise SettingsError(
+            "PASSPORT_EXECUTOR=celery needs PASSPORT_DATABASE_URL: the embedded sqlite app "
+            "database is one file on one machine, and every worker must link the same passports"
+        )
+
+
+def celery_urls(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The Celery broker and result backend, for the worker's Celery app (secrets: never kept
+    in ``Settings``, never logged)."""
+    env = os.environ if environ is None else environ
+    broker = env.get("PASSPORT_CELERY_BROKER", "").strip()
+    if not broker:
+        raise SettingsError("a Celery worker needs PASSPORT_CELERY_BROKER")
+    return broker, env.get("PASSPORT_CELERY_BACKEND", "").strip() or DEFAULT_CELERY_BACKEND
 
 
 _EMAIL_VARIABLES = [

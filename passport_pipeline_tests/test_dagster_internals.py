@@ -114,3 +114,23 @@ def test_the_run_configures_logging_once_and_steps_do_not():
     assert "get_handlers" in inspect.getsource(DagsterLogManager.create)
     assert "get_handlers" not in inspect.getsource(DagsterLogManager.with_tags)
     assert "with_tags" in inspect.getsource(PlanExecutionContext.for_step)
+
+
+def test_the_instance_class_still_fits_dagsters_hooks(tmp_path):
+    # PassportInstance replaces the one method that runs dictConfig per step: it must still be
+    # the method the step's log manager calls, and a yaml naming the class must still load.
+    from dagster._core.log_manager import DagsterLogManager
+
+    from passport_pipeline.execution.instance import PassportInstance
+
+    assert "get_yaml_python_handlers" in inspect.getsource(DagsterInstance.get_handlers)
+    assert "instance.get_handlers()" in inspect.getsource(DagsterLogManager.create)
+    (tmp_path / "dagster.yaml").write_text(
+        "instance_class:\n"
+        "  module: passport_pipeline.execution.instance\n"
+        "  class: PassportInstance\n"
+    )
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance) is PassportInstance
+        assert type(DagsterInstance.from_ref(instance.get_ref())) is PassportInstance
+        assert instance.get_yaml_python_handlers() is instance.get_yaml_python_handlers()

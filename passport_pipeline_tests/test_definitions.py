@@ -146,7 +146,7 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
             "needs PASSPORT_KEY_SECRET: a shared store must use one key secret everywhere",
         ),
         ({"PASSPORT_MAX_CONCURRENT_STEPS": "0"}, "at least 1"),
-        ({"PASSPORT_EXECUTOR": "celery"}, "PASSPORT_EXECUTOR='celery' is not one of"),
+        ({"PASSPORT_EXECUTOR": "forks"}, "PASSPORT_EXECUTOR='forks' is not one of"),
         ({"PASSPORT_FALLBACK_TO_LOCAL": "maybe"}, "not true or false"),
         ({"GEMINI_PRICE_PER_IMAGE_USD": "cheap"}, "not a number"),
         ({"GEMINI_REQUEST_DEADLINE_S": "0"}, "GEMINI_REQUEST_DEADLINE_S must be more than 0"),
@@ -223,3 +223,74 @@ def test_batch_mode_uses_gemini_at_the_batch_price_and_adds_the_batch_sensors():
     assert (model.batch_price_per_image_usd, model.inline_limit_bytes) == (0.02, 1_000_000)
     with pytest.raises(SettingsError, match="PASSPORT_BATCH_POLL_INTERVAL_S must be more than 0"):
         load_settings({"PASSPORT_BATCH_POLL_INTERVAL_S": "0"})
+
+
+CELERY_ENV = {
+    "PASSPORT_EXECUTOR": "celery",
+    "PASSPORT_CELERY_BROKER": "pyamqp://deployer:broker-password-not-read@rabbit:5672//",
+    "PASSPORT_DATABASE_URL": "postgresql+psycopg2://app@db:5432/app",
+    "PASSPORT_IMAGE_STORE": "s3",
+    "PASSPORT_S3_BUCKET": "covers",
+    "PASSPORT_S3_PREFIX": "prod",
+    "PASSPORT_KEY_SECRET": "celery-test-secret-0123456789",
+}
+
+
+def test_celery_runs_steps_on_workers_and_keeps_step_records_in_s3():
+    from dagster_aws.s3 import S3PickleIOManager
+
+    defs = build_definitions(load_settings(CELERY_ENV))
+    job = defs.resolve_job_def("monthly_passport_covers")
+    assert job.executor_def.name == "covers_celery"
+    io_manager = defs.resources["io_manager"]
+    assert isinstance(io_manager, S3PickleIOManager)
+    assert (io_manager.s3_bucket, io_manager.s3_prefix) == ("covers", "prod/dagster-step-records")
+    # The broker URL may hold a password: the settings keep no copy of it.
+    assert "broker-password-not-read" not in repr(load_settings(CELERY_ENV))
+
+
+def test_the_default_executor_keeps_step_records_where_dagster_does():
+    settings = load_settings({"PASSPORT_HOME": "/tmp/none"})
+    assert settings.executor == "threads"
+    assert "io_manager" not in build_definitions(settings).resources
+
+
+@pytest.mark.parametrize(
+    ("drop", "change", "message"),
+    [
+        ("PASSPORT_CELERY_BROKER", {}, "PASSPORT_EXECUTOR=celery needs PASSPORT_CELERY_BROKER"),
+        ("PASSPORT_DATABASE_URL", {}, "needs PASSPORT_DATABASE_URL: the embedded sqlite"),
+        (None, {"PASSPORT_IMAGE_STORE": "local"}, "needs PASSPORT_IMAGE_STORE=s3"),
+        (None, {"PASSPORT_EXECUTOR": "dask"}, "PASSPORT_EXECUTOR='dask' is not one of"),
+    ],
+)
+def test_celery_refuses_what_only_one_machine_has(drop, change, message):
+    env = {key: value for key, value in CELERY_ENV.items() if key != drop}
+    with pytest.raises(SettingsError, match=message):
+        load_settings({**env, **change})
+
+
+def test_the_worker_app_takes_the_broker_of_its_environment(tmp_path):
+    env = {**os.environ, **CELERY_ENV, "PASSPORT_CELERY_BACKEND": "redis://127.0.0.1:6379/9"}
+    code = (
+        "from passport_pipeline.execution.celery_worker import app, execute_plan\n"
+        "print(app.conf.broker_url, app.conf.result_backend, app.conf.task_acks_late,"
+        " app.conf.worker_prefetch_multiplier, execute_plan.name)"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == [
+        CELERY_ENV["PASSPORT_CELERY_BROKER"],
+        "redis://127.0.0.1:6379/9",
+        "True",
+        "1",
+        "execute_plan",
+    ]

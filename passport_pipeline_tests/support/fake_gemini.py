@@ -314,6 +314,17 @@ class FakeGemini:
                 r.endpoint == "generate" and prompt_contains in r.prompt for r in self.records
             )
 
+    def in_flight_since(self, prompt_contains: str) -> float | None:
+        """When (``time.monotonic()``) the newest unanswered generate request whose prompt
+        contains this text arrived; None if none is in flight."""
+        with self.lock:
+            starts = [
+                r.start
+                for r in self.records
+                if r.endpoint == "generate" and r.end is None and prompt_contains in r.prompt
+            ]
+        return max(starts, default=None)
+
     def intervals(self) -> list[tuple[float, float | None]]:
         """(start, end) in time.monotonic() of every generate request, in arrival order."""
         with self.lock:
