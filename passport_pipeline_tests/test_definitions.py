@@ -118,11 +118,15 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
             "GEMINI_API_KEY": "AIza-must-not-be-read",
             "PASSPORT_KEY_SECRET": "must-not-be-read-either-0123",
             "GEMINI_ASPECT_RATIO": "9:16",
+            "GEMINI_MODEL": "gemini-3-pro-image-preview",
+            "GEMINI_PRICE_PER_IMAGE_USD": "0.134",
         }
     )
     resources = build_definitions(settings).resources
     assert isinstance(resources["image_model"], GeminiImageModel)
     assert resources["image_model"].aspect_ratio == "9:16"
+    assert resources["image_model"].model == "gemini-3-pro-image-preview"
+    assert resources["image_model"].price_per_image_usd == 0.134
     assert isinstance(resources["image_store"], S3ImageStore)
     assert resources["image_store"].public_base_url == "https://cdn.example"
     model = resources["image_model"]
@@ -163,7 +167,7 @@ def test_bad_settings_name_the_variable(env, message):
 @pytest.mark.parametrize(
     ("choice", "executor_name"),
     [
-        (None, "covers_threads"),
+        (None, "covers_multiprocess"),
         ("threads", "covers_threads"),
         ("multiprocess", "covers_multiprocess"),
     ],
@@ -194,6 +198,7 @@ def test_gemini_timeouts_and_the_image_limit_come_from_the_environment():
     )
     model = build_definitions(settings).resources["image_model"]
     assert (model.connect_timeout_s, model.read_timeout_s, model.request_deadline_s) == (3, 90, 240)
+    assert model.model == "gemini-2.5-flash-image"  # GEMINI_MODEL's default
     assert model.max_image_bytes == 5_000_000
 
 
@@ -251,7 +256,7 @@ def test_celery_runs_steps_on_workers_and_keeps_step_records_in_s3():
 
 def test_the_default_executor_keeps_step_records_where_dagster_does():
     settings = load_settings({"PASSPORT_HOME": "/tmp/none"})
-    assert settings.executor == "threads"
+    assert settings.executor == "multiprocess"
     assert "io_manager" not in build_definitions(settings).resources
 
 
