@@ -95,15 +95,7 @@ def test_importing_the_definitions_connects_to_nothing_and_writes_nothing(tmp_pa
     }
     env.pop("GEMINI_API_KEY", None)
     code = "import passport_pipeline.definitions as d; print(len(d.defs.jobs))"
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-    )
+    completed = python_in(tmp_path, env, code)
     assert completed.returncode == 0, completed.stderr
     assert not home.exists()
 
@@ -282,15 +274,7 @@ def test_the_worker_app_takes_the_broker_of_its_environment(tmp_path):
         "print(app.conf.broker_url, app.conf.result_backend, app.conf.task_acks_late,"
         " app.conf.worker_prefetch_multiplier, execute_plan.name)"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-    )
+    completed = python_in(tmp_path, env, code)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.split() == [
         CELERY_ENV["PASSPORT_CELERY_BROKER"],
@@ -299,3 +283,16 @@ def test_the_worker_app_takes_the_broker_of_its_environment(tmp_path):
         "1",
         "execute_plan",
     ]
+
+
+def python_in(cwd, env: dict, code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter, as a deployment's process would start."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+    )

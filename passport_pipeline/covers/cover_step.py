@@ -47,8 +47,45 @@ def generate_cover(
     whose prompt the model declines (a safety filter) ends as ``refused``, with the reason in
     the step's metadata and a warning in its log: asking again would get the same answer."""
     with _ends_as_canceled(task):
-        return _cover_user(
-            context, task, app_db, image_model, image_store, cover_keys, pending_covers
+        month = Month.parse(task.month)
+        _stop_if_halted(context)
+        passport = app_db.latest_passport(task.user_id)
+        if passport is None:
+            return _skipped(task, "user has no passport")
+        visits = app_db.month_visits(task.user_id, month)
+        if not visits:
+            return _skipped(task, f"no visits in {month}")
+        stem = cover_keys.stem(task.user_id, month)
+        if not task.force and (existing := image_store.find(stem)) is not None:
+            linked = app_db.link_cover(passport.id, existing.url, month)
+            record = CoverRecord(
+                task.user_id, month.key, CoverStatus.REUSED, passport.id, existing.key, existing.url
+            )
+            metadata = {"key": existing.key, "linked": linked, "model_calls": 0}
+            metadata.update(image_store.cover_metadata(existing.url))
+            return Output(record, metadata={"status": record.status.value, **metadata})
+        image = pending_covers.find(stem)
+        kept = image is not None
+        if image is None:
+            request = CoverRequest(
+                prompt=build_prompt(passport, month, visits),
+                month=month,
+                nickname=passport.nickname,
+                title=passport.title,
+                visits=tuple(visits),
+            )
+            try:
+                if task.batch is not None:  # the answer of the month's Gemini batch, already paid
+                    image = batch_image(task, image_model)
+                else:
+                    image = image_model.generate(request)
+            except PermanentImageModelError as error:
+                if error.refused:
+                    return _refused(context, task, error)
+                raise _failure(context, task, error) from None
+            pending_covers.keep(stem, image)
+        return _store_and_link(
+            task, passport.id, stem, image, kept, app_db, image_store, pending_covers
         )
 
 
@@ -67,57 +104,6 @@ def _ends_as_canceled(task: UserTask) -> Iterator[None]:
             metadata={"user_id": task.user_id, "canceled": True},
             allow_retries=False,
         ) from None
-
-
-def _cover_user(
-    context: OpExecutionContext,
-    task: UserTask,
-    app_db: AppDatabase,
-    image_model: ImageModel,
-    image_store: ImageStore,
-    cover_keys: CoverKeys,
-    pending_covers: PendingCovers,
-) -> Output[CoverRecord]:
-    month = Month.parse(task.month)
-    _stop_if_halted(context)
-    passport = app_db.latest_passport(task.user_id)
-    if passport is None:
-        return _skipped(task, "user has no passport")
-    visits = app_db.month_visits(task.user_id, month)
-    if not visits:
-        return _skipped(task, f"no visits in {month}")
-    stem = cover_keys.stem(task.user_id, month)
-    if not task.force and (existing := image_store.find(stem)) is not None:
-        linked = app_db.link_cover(passport.id, existing.url, month)
-        record = CoverRecord(
-            task.user_id, month.key, CoverStatus.REUSED, passport.id, existing.key, existing.url
-        )
-        metadata = {"key": existing.key, "linked": linked, "model_calls": 0}
-        metadata.update(image_store.cover_metadata(existing.url))
-        return Output(record, metadata={"status": record.status.value, **metadata})
-    image = pending_covers.find(stem)
-    kept = image is not None
-    if image is None:
-        request = CoverRequest(
-            prompt=build_prompt(passport, month, visits),
-            month=month,
-            nickname=passport.nickname,
-            title=passport.title,
-            visits=tuple(visits),
-        )
-        try:
-            if task.batch is not None:  # the answer of the month's Gemini batch, already paid
-                image = batch_image(task, image_model)
-            else:
-                image = image_model.generate(request)
-        except PermanentImageModelError as error:
-            if error.refused:
-                return _refused(context, task, error)
-            raise _failure(context, task, error) from None
-        pending_covers.keep(stem, image)
-    return _store_and_link(
-        task, passport.id, stem, image, kept, app_db, image_store, pending_covers
-    )
 
 
 def _store_and_link(
