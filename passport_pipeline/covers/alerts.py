@@ -32,11 +32,16 @@ from dagster import (
     SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
-    run_status_sensor,
     sensor,
 )
 
-from passport_pipeline.covers.names import HALT_TAG, JOB_NAME, PARTITION_TAG, is_covers_run
+from passport_pipeline.covers.names import (
+    HALT_TAG,
+    JOB_NAME,
+    PARTITION_TAG,
+    covers_run_status_sensor,
+    is_covers_run,
+)
 from passport_pipeline.covers.progress import run_progress
 from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 from passport_pipeline.domain.alert_message import StopKind, StoppedMonth, build_alert
@@ -104,16 +109,11 @@ def alert_resources_for(settings: Settings) -> dict:
 def _alert_sensor(
     job_name: str, status: DagsterRunStatus, name: str, ui_url: str | None
 ) -> SensorDefinition:
-    # Every run is watched, then filtered (see schedules.py): asset-page and CLI runs included.
-    @run_status_sensor(
-        run_status=status,
-        name=f"{job_name}_{name}",
-        monitor_all_code_locations=True,
-        default_status=DefaultSensorStatus.RUNNING,
-        description=(
-            f"Emails and/or posts to Slack when a month's run is {_STATUS_KINDS[status].value} "
-            "or halted (each channel off unless configured)."
-        ),
+    @covers_run_status_sensor(
+        status,
+        f"{job_name}_{name}",
+        f"Emails and/or posts to Slack when a month's run is {_STATUS_KINDS[status].value} "
+        "or halted (each channel off unless configured).",
     )
     def alert_stopped_month(
         context: RunStatusSensorContext, alert_email: EmailAlerts, alert_slack: SlackAlerts

@@ -22,7 +22,6 @@ from dagster import (
     SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
-    run_status_sensor,
     sensor,
 )
 
@@ -35,7 +34,7 @@ from passport_pipeline.covers.batch import (
     record_batch,
     results_run_config,
 )
-from passport_pipeline.covers.names import PARTITION_TAG, is_covers_run
+from passport_pipeline.covers.names import PARTITION_TAG, covers_run_status_sensor, is_covers_run
 from passport_pipeline.resources.gemini_batch import GeminiBatchImageModel
 from passport_pipeline.resources.image_model import ImageModelError
 
@@ -116,12 +115,10 @@ def _poll_sensor(job, poll_interval_s: float) -> SensorDefinition:
 
 
 def _cancel_sensor(job_name: str) -> SensorDefinition:
-    @run_status_sensor(
-        run_status=DagsterRunStatus.CANCELED,
-        name=f"{job_name}_batch_cancel",
-        monitor_all_code_locations=True,
-        default_status=DefaultSensorStatus.RUNNING,
-        description="Cancels the open Gemini batches of a month whose run was terminated.",
+    @covers_run_status_sensor(
+        DagsterRunStatus.CANCELED,
+        f"{job_name}_batch_cancel",
+        "Cancels the open Gemini batches of a month whose run was terminated.",
     )
     def cancel_month_batches(context: RunStatusSensorContext, image_model: GeminiBatchImageModel):
         """Cancel the open batches of the terminated run's month."""

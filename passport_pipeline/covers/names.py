@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from dagster import AssetKey, DagsterRun
+from dagster import AssetKey, DagsterRun, DagsterRunStatus, DefaultSensorStatus, run_status_sensor
 
 COVERS_ASSET = "passport_covers"
 JOB_NAME = "monthly_passport_covers"
@@ -44,3 +44,19 @@ def is_covers_run(run: DagsterRun) -> bool:
         return True
     # Implicit asset jobs are named "__…"; in this code location they can only hold the covers.
     return run.job_name.startswith("__") and not run.asset_selection
+
+
+def covers_run_status_sensor(status: DagsterRunStatus, name: str, description: str):
+    """A run-status sensor, on by default, that sees every run of the instance; its body keeps
+    the covers' runs with ``is_covers_run``.
+
+    Every run is watched, then filtered: a month materialized from the asset's page runs as
+    Dagster's implicit asset job, and a ``dagster job execute`` run's origin is not this code
+    location as the daemon loads it (a sensor limited to the location never sees those)."""
+    return run_status_sensor(
+        run_status=status,
+        name=name,
+        monitor_all_code_locations=True,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=description,
+    )

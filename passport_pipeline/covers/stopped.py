@@ -9,14 +9,12 @@ re-execution from failure covers them.
 
 from dagster import (
     DagsterRunStatus,
-    DefaultSensorStatus,
     RunStatusSensorContext,
     SensorDefinition,
-    run_status_sensor,
 )
 
 from passport_pipeline.covers import events
-from passport_pipeline.covers.names import PARTITION_TAG, is_covers_run
+from passport_pipeline.covers.names import PARTITION_TAG, covers_run_status_sensor, is_covers_run
 from passport_pipeline.covers.progress import run_progress
 from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 
@@ -33,15 +31,10 @@ def stopped_month_sensors(job_name: str) -> list[SensorDefinition]:
 def _stopped_month_sensor(
     job_name: str, status: DagsterRunStatus, name: str, label: str
 ) -> SensorDefinition:
-    # Every run is watched, then filtered: a month materialized from the asset's page runs as
-    # Dagster's implicit asset job, and a `dagster job execute` run's origin is not this code
-    # location as the daemon loads it (a sensor limited to the location never sees those).
-    @run_status_sensor(
-        run_status=status,
-        name=f"{job_name}_{name}",
-        monitor_all_code_locations=True,
-        default_status=DefaultSensorStatus.RUNNING,
-        description=f"Records a {label} run's unstarted users and counts on its month.",
+    @covers_run_status_sensor(
+        status,
+        f"{job_name}_{name}",
+        f"Records a {label} run's unstarted users and counts on its month.",
     )
     def record_stopped_month(context: RunStatusSensorContext):
         run = context.dagster_run
