@@ -17,7 +17,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from dagster import DagsterInstance, Definitions, build_sensor_context, materialize
+from dagster import DagsterInstance, Definitions, build_sensor_context
 
 from passport_pipeline.covers.asset import build_covers_asset, covers_job
 from passport_pipeline.covers.batch_sensor import batch_sensors
@@ -27,6 +27,7 @@ from passport_pipeline.resources.gemini_batch import GeminiBatchImageModel
 from passport_pipeline_tests.conftest import local_resources_for
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.launch import materialize_month
 
 MONTH = "2026-10"
 # USD per image of gemini-2.5-flash-image: the direct price, and the Batch API's half of it.
@@ -53,19 +54,7 @@ def run_path(path: str, count: int, root: Path, server: FakeGemini) -> dict:
     resources = {**local_resources_for(db_url, root / path / "store"), "image_model": model}
     before = server.batches.paid_images()
     with DagsterInstance.local_temp(str(root / path / "dagster")) as instance:
-
-        def launch(run_config=None, tags=None):
-            return materialize(
-                [covers],
-                resources=resources,
-                instance=instance,
-                partition_key=MONTH,
-                run_config=run_config,
-                tags=tags,
-                raise_on_error=False,
-            )
-
-        result = launch()
+        result = materialize_month(covers, resources, instance, MONTH)
         if path == "batch":
             [name] = server.batches.names()[-1:]
             server.batches.finish(name)
@@ -75,7 +64,9 @@ def run_path(path: str, count: int, root: Path, server: FakeGemini) -> dict:
                 instance=instance, resources=resources, definitions=definitions
             ) as context:
                 [request] = poll.evaluate_tick(context).run_requests
-            result = launch(request.run_config, request.tags)
+            result = materialize_month(
+                covers, resources, instance, MONTH, request.run_config, request.tags
+            )
         assert result.success, f"the {path} month failed"
         estimated = month_cost(result)
     images = server.batches.paid_images() - before

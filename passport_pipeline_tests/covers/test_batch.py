@@ -11,7 +11,6 @@ from dagster import (
     Definitions,
     build_run_status_sensor_context,
     build_sensor_context,
-    materialize,
 )
 
 from passport_pipeline.covers.asset import build_covers_asset, covers_job
@@ -22,6 +21,7 @@ from passport_pipeline.resources.gemini_batch import GeminiBatchImageModel
 from passport_pipeline_tests.conftest import local_resources_for
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
+from passport_pipeline_tests.support.launch import materialize_month
 
 MONTH = "2026-10"
 USERS = [
@@ -59,15 +59,7 @@ def resources(gemini, sqlite_url, tmp_path) -> dict:
 
 def launch(resources: dict, instance: DagsterInstance, run_config=None, tags=None):
     """A launch of the month, as the schedule, the UI or the sensor makes it."""
-    return materialize(
-        [covers],
-        resources=resources,
-        instance=instance,
-        partition_key=MONTH,
-        run_config=run_config,
-        tags=tags,
-        raise_on_error=False,
-    )
+    return materialize_month(covers, resources, instance, MONTH, run_config, tags)
 
 
 def tick(instance: DagsterInstance, resources: dict, cursor: str | None):
