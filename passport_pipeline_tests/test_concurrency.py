@@ -73,24 +73,25 @@ def test_a_new_pool_limit_applies_to_the_next_run_without_a_deploy(deployment, g
     assert gemini.max_in_flight == 5
 
 
-# Not on threads yet: a Ctrl-C of a run on threads once hung on a logging lock (issue 9).
-@pytest.mark.parametrize("executor", ["multiprocess"])
+@pytest.mark.parametrize("executor", ["threads", "multiprocess"])
 def test_an_interrupted_run_gives_its_slots_back(deployment, gemini, postgres_url):
     deployment.set_pool_limit(2)
     gemini.latency_s = 120  # the first run's calls hang until the run is interrupted
     # A step thread cannot be killed: it ends when its model call does, bounded by the
     # per-attempt deadline (a step process is interrupted at once).
-    deployment.env.update(GEMINI_READ_TIMEOUT_S="3", GEMINI_REQUEST_DEADLINE_S="3")
+    deployment.env.update(GEMINI_READ_TIMEOUT_S="10", GEMINI_REQUEST_DEADLINE_S="10")
     stuck = deployment.start(*deployment.month_command("2026-10"))
     deadline = time.monotonic() + 120
     while gemini.in_flight < 2:
         assert time.monotonic() < deadline, "the first run never reached the pool's width"
         assert stuck.poll() is None
         time.sleep(0.2)
+    paid = gemini.generate_requests
     stuck.send_signal(signal.SIGINT)  # Ctrl-C in the operator's shell
     stuck.communicate(timeout=120)
     [interrupted] = deployment.runs()
     assert interrupted.status in (DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE)
+    assert gemini.generate_requests == paid  # no paid call, not even a retry, after the stop
 
     with FakeGemini(api_keys=[API_KEY], latency_s=1.0) as fresh:
         deployment.env["GEMINI_BASE_URL"] = fresh.base_url

@@ -159,7 +159,7 @@ def test_bad_settings_name_the_variable(env, message):
 @pytest.mark.parametrize(
     ("choice", "executor_name"),
     [
-        (None, "covers_multiprocess"),
+        (None, "covers_threads"),
         ("threads", "covers_threads"),
         ("multiprocess", "covers_multiprocess"),
     ],
@@ -248,7 +248,7 @@ def test_celery_runs_steps_on_workers_and_keeps_step_records_in_s3():
 
 def test_the_default_executor_keeps_step_records_where_dagster_does():
     settings = load_settings({"PASSPORT_HOME": "/tmp/none"})
-    assert settings.executor == "multiprocess"
+    assert settings.executor == "threads"
     assert "io_manager" not in build_definitions(settings).resources
 
 

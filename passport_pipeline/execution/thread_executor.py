@@ -16,11 +16,11 @@ threads hold handler locks). Steps here take their log manager from the run's wi
 ``for_step`` (``with_tags``), which builds no handler: dictConfig runs once per run, in the run's
 thread, before any step thread exists.
 
-Stopping: a thread cannot be killed. On Ctrl-C or Terminate the executor stops launching steps
-and raises ``DagsterExecutionInterruptedError`` in each running step's thread
-(``PyThreadState_SetAsyncExc``): it lands at the thread's next Python instruction, so a step
-blocked on the model ends once that call returns, bounded by the client's per-attempt deadline.
-The cover step turns it into a canceled failure (``covers/cover_step.py``).
+Stopping: a thread cannot be killed, nor safely interrupted (``execution/stop_signal.py`` says
+why). On Ctrl-C or Terminate the executor stops launching steps and sets the run's stop event:
+no step starts a new paid call, a call in flight finishes and its cover is stored (bounded by the
+client's per-attempt deadline), and a step that would have called the model ends canceled
+(``covers/cover_step.py``). The run then ends as interrupted.
 
 Python log records (the instance's managed loggers) are recorded for the step whose thread
 wrote them (``dagster_internals.confine_step_logs_to_this_thread``).
@@ -28,7 +28,6 @@ wrote them (``dagster_internals.confine_step_logs_to_this_thread``).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import queue
 import threading
@@ -46,6 +45,7 @@ from passport_pipeline.dagster_internals import (
     confine_step_logs_to_this_thread,
     dagster_event_sequence_for_step,
 )
+from passport_pipeline.execution import stop_signal
 
 # The longest the run thread waits for a step event before it looks for a stop request.
 POLL_S = 0.5
@@ -123,6 +123,7 @@ class _Loop:
     events: queue.Queue = field(default_factory=queue.Queue)
     running: dict[str, _Running] = field(default_factory=dict)
     stopping: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
     changed: bool = True  # something happened that may let another step start
 
     def run(self) -> Iterator[DagsterEvent]:
@@ -158,7 +159,7 @@ class _Loop:
             step_context = self.job_context.for_step(step, self.active.get_known_state())
             thread = threading.Thread(
                 target=_run_step,
-                args=(step.key, step_context, self.events),
+                args=(step.key, step_context, self.events, self.stop),
                 name=f"step {step.key}",
                 daemon=True,
             )
@@ -212,16 +213,17 @@ class _Loop:
     def _stop(self) -> None:
         self.stopping = True
         self.active.mark_interrupted()
-        interrupted = [key for key, run in self.running.items() if not run.ended]
+        self.stop.set()
+        running = sum(1 for run in self.running.values() if not run.ended)
         self.job_context.log.warning(
-            f"Thread executor: stop requested; interrupting {len(interrupted)} running step(s) "
-            "(each ends when its current call returns)"
+            f"Thread executor: stop requested; no new step or model call starts, and the "
+            f"{running} running step(s) end when their current call returns (at most the "
+            "model's per-attempt deadline)"
         )
-        for key in interrupted:
-            _raise_in_thread(self.running[key].thread, DagsterExecutionInterruptedError)
 
 
-def _run_step(step_key: str, step_context, events: queue.Queue) -> None:
+def _run_step(step_key: str, step_context, events: queue.Queue, stop: threading.Event) -> None:
+    stop_signal.carry(stop)
     try:
         confine_step_logs_to_this_thread(step_context.log)
         for event in dagster_event_sequence_for_step(step_context):
@@ -231,14 +233,6 @@ def _run_step(step_key: str, step_context, events: queue.Queue) -> None:
     except BaseException as error:
         exception = traceback.TracebackException.from_exception(error)
         events.put((step_key, SerializableErrorInfo.from_traceback(exception)))
-
-
-def _raise_in_thread(thread: threading.Thread, error: type[BaseException]) -> None:
-    """Raise ``error`` in ``thread`` at its next Python instruction (CPython's C API)."""
-    if thread.ident is not None and thread.is_alive():
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(thread.ident), ctypes.py_object(error)
-        )
 
 
 def _refuse_hooks(job_context, execution_plan) -> None:

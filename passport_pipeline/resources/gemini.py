@@ -43,6 +43,7 @@ from passport_pipeline.domain import gemini_protocol as protocol
 from passport_pipeline.domain.gemini_protocol import GeminiImage, Verdict
 from passport_pipeline.domain.images import DEFAULT_MAX_IMAGE_BYTES
 from passport_pipeline.domain.records import CoverRequest, GeneratedImage
+from passport_pipeline.execution import stop_signal
 from passport_pipeline.resources.http_body import BodyDeadlineExceeded, BodyTooLarge, send
 from passport_pipeline.resources.image_model import (
     ImageModel,
@@ -204,6 +205,9 @@ class GeminiImageModel(ImageModel):
 
         def attempt() -> GeminiImage | dict:
             nonlocal count
+            # No paid call starts once the thread executor's run is stopping (an attempt in
+            # flight when the stop came finishes).
+            stop_signal.raise_if_stopped()
             count += 1
             try:
                 return self._call_once(method, path, body)
@@ -223,6 +227,7 @@ class GeminiImageModel(ImageModel):
                 )
             ),
             before_sleep=before_sleep,
+            sleep=stop_signal.sleep,
             reraise=True,
         )
         return retrying(attempt), count

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
-from passport_pipeline.covers.names import GEMINI_POOL
+from passport_pipeline.covers.names import GEMINI_POOL, JOB_NAME
 from passport_pipeline.execution.run_health import RELEASE_COMMAND
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.deployment import BIN, Deployment
@@ -64,6 +64,14 @@ def slot_holders(deployment: Deployment) -> set[str]:
     return {slot.run_id for slot in info.claimed_slots} | {s.run_id for s in info.pending_steps}
 
 
+def sensor_started(deployment: Deployment, name: str) -> bool:
+    with deployment.instance() as instance:
+        return any(
+            state.instigator_name == name and state.instigator_data and state.instigator_data.cursor
+            for state in instance.all_instigator_state()
+        )
+
+
 def wait_for(condition, what: str, timeout_s: float = 300):
     deadline = time.monotonic() + timeout_s
     while not (value := condition()):
@@ -77,6 +85,12 @@ def test_the_daemon_fails_a_killed_run_and_the_next_run_covers_everyone(deployme
         str(BIN / "dagster-daemon"), "run", "-m", "passport_pipeline.definitions"
     )
     try:
+        # A run-status sensor sees only runs that stop after its first tick, which sets its
+        # cursor; on a loaded machine the daemon takes a while to load the code and tick.
+        wait_for(
+            lambda: sensor_started(deployment, f"{JOB_NAME}_failures"),
+            "the failure sensor's first tick",
+        )
         # The first run's calls never finish: it is killed while it holds the whole pool.
         with FakeGemini(api_keys=[API_KEY], latency_s=300) as hanging:
             deployment.env["GEMINI_BASE_URL"] = hanging.base_url
