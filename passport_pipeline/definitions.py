@@ -6,7 +6,7 @@ definitions opens no connection and writes no file.
 
 from __future__ import annotations
 
-from dagster import Definitions, EnvVar, ExecutorDefinition
+from dagster import Definitions, EnvVar
 
 from passport_pipeline.covers.alerts import alert_resources_for, month_alert_sensors
 from passport_pipeline.covers.asset import build_covers_asset, covers_job
@@ -81,7 +81,6 @@ def resources_for(settings: Settings) -> dict:
     }
 
 
-# -- PASSPORT_EXECUTOR=celery (issue 9, point 3): steps on any machine --
 def step_records_resources(settings: Settings) -> dict:
     """On celery, step outputs go to S3, where every worker reads them; else Dagster's default."""
     if settings.executor != "celery":
@@ -89,17 +88,6 @@ def step_records_resources(settings: Settings) -> dict:
     from passport_pipeline.execution.celery_executor import step_records_io_manager
 
     return {"io_manager": step_records_io_manager(settings)}
-
-
-def executor_for(settings: Settings, resources: dict) -> ExecutorDefinition:
-    if settings.executor == "celery":
-        from passport_pipeline.execution.celery_executor import covers_celery
-
-        return covers_celery(settings)
-    return covers_executor(settings.executor, settings.max_concurrent_steps, resources)
-
-
-# -- end celery --
 
 
 def build_definitions(settings: Settings) -> Definitions:
@@ -115,7 +103,7 @@ def build_definitions(settings: Settings) -> Definitions:
             *_batch_sensors(settings),
         ],
         resources={**resources, **alert_resources_for(settings)},
-        executor=executor_for(settings, resources),
+        executor=covers_executor(settings, resources),
     )
 
 

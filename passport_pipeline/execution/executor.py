@@ -30,6 +30,7 @@ from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 from passport_pipeline.dagster_internals import STEP_WORKER_MODULES
 from passport_pipeline.execution.run_health import periodically, watched_run_process
 from passport_pipeline.execution.thread_executor import ThreadExecutor
+from passport_pipeline.settings import Settings
 
 FREEZE_MODULE = "passport_pipeline.execution.forkserver_freeze"
 # How often the run page's progress is brought up to date while a month runs.
@@ -136,10 +137,16 @@ def covers_thread_executor(init_context) -> Executor:
 
 
 def covers_executor(
-    kind: str, max_concurrent: int, resources: Mapping[str, ConfigurableResource]
+    settings: Settings, resources: Mapping[str, ConfigurableResource]
 ) -> ExecutorDefinition:
-    """The executor ``PASSPORT_EXECUTOR`` names, ``max_concurrent`` steps at once in a run."""
-    if kind == "threads":
+    """The executor ``PASSPORT_EXECUTOR`` names, ``PASSPORT_MAX_CONCURRENT_STEPS`` steps at once
+    in a run."""
+    if settings.executor == "celery":  # imported only where celery is chosen
+        from passport_pipeline.execution.celery_executor import covers_celery
+
+        return covers_celery(settings)
+    max_concurrent = settings.max_concurrent_steps
+    if settings.executor == "threads":
         return covers_thread_executor.configured({"max_concurrent": max_concurrent})
     return covers_multiprocess_executor.configured(
         {
