@@ -123,11 +123,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "secret everywhere, or each machine would generate its own, find none of the "
             "covers the others stored, and pay for them again"
         )
-    # -- PASSPORT_EXECUTOR=celery (issue 9, point 3) --
     executor = _choice(get("PASSPORT_EXECUTOR", DEFAULT_EXECUTOR), EXECUTORS, "PASSPORT_EXECUTOR")
     if executor == "celery":
         _check_celery(get, image_store)
-    # -- end celery --
     return Settings(
         home=home,
         database_url=get("PASSPORT_DATABASE_URL") or f"sqlite:///{home / 'app.sqlite3'}",
