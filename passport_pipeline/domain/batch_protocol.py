@@ -26,6 +26,27 @@ INLINE_LIMIT_BYTES = 20_000_000
 # An inline batch's answers come back inline too, in every batches.get once it is done: about
 # 2 MB of base64 per cover image. Inline only while the answers also stay under the limit.
 ANSWER_BYTES_ESTIMATE = 2_000_000
+# google.rpc.Code: a per-request error in a batch is a google.rpc.Status, an integer code and
+# a message with no status string.
+GRPC_CODES = (
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
 PENDING, RUNNING, SUCCEEDED = "PENDING", "RUNNING", "SUCCEEDED"
 FAILED, CANCELLED, EXPIRED = "FAILED", "CANCELLED", "EXPIRED"
 OPEN_STATES = frozenset({PENDING, RUNNING})
@@ -74,6 +95,7 @@ class BatchJob:
 
     name: str
     state: str  # PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED, EXPIRED (or UNSPECIFIED)
+    display_name: str = ""
     request_count: int = 0
     succeeded: int = 0
     failed: int = 0
@@ -140,6 +162,7 @@ def parse_batch(payload: object) -> BatchJob:
     return BatchJob(
         name=str(payload.get("name") or batch.get("name") or ""),
         state=_state(batch.get("state")),
+        display_name=str(batch.get("displayName") or ""),
         request_count=_int(stats.get("requestCount")),
         succeeded=_int(stats.get("successfulRequestCount")),
         failed=_int(stats.get("failedRequestCount")),
@@ -178,14 +201,24 @@ def interpret_answer(
 ) -> GeminiImage | Verdict:
     """A user's answer: the same reading as a direct 200 answer, or why there is no image."""
     if answer.error is not None:
-        code = answer.error.get("code", "?")
-        status = str(answer.error.get("status") or f"CODE_{code}")
+        status = status_name(answer.error)
         message = str(answer.error.get("message") or "no message").strip()
-        said = f"Gemini's batch answered this request with an error ({code} {status}: {message})"
+        said = f"Gemini's batch answered this request with an error ({status}: {message})"
         return Verdict(False, status, said)
     if answer.response is None:
         return Verdict(False, "BAD_RESPONSE", "Gemini's batch answer has no response nor error")
     return interpret_generate_answer(answer.response, max_image_bytes)
+
+
+def status_name(status: Mapping[str, Any]) -> str:
+    """A google.rpc.Status's code by name (``8`` is RESOURCE_EXHAUSTED); a ``status`` string,
+    where one is given, wins; an unknown code reads ``CODE_<n>``."""
+    if status.get("status"):
+        return str(status["status"])
+    code = status.get("code")
+    if isinstance(code, int) and not isinstance(code, bool) and 0 <= code < len(GRPC_CODES):
+        return GRPC_CODES[code]
+    return f"CODE_{code}"
 
 
 def stopped_message(job: BatchJob, month: str) -> str:

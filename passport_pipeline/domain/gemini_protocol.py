@@ -125,6 +125,16 @@ def answer_too_large(size: int, limit: int, declared: bool) -> Verdict:
     return Verdict(False, "IMAGE_TOO_LARGE", message, unusable=True)
 
 
+def undecodable(encoding: str, received_bytes: int) -> Verdict:
+    """The verdict on a body whose bytes do not decode as its Content-Encoding says: an
+    answer that was paid for and is no usable image."""
+    message = (
+        f"Gemini's answer said it was {encoding}-encoded but does not decode "
+        f"({received_bytes:,} bytes of it had been read)"
+    )
+    return Verdict(False, "BAD_ENCODING", message, status_code=200, unusable=True)
+
+
 def deadline_exceeded(deadline_s: float, received_bytes: int) -> Verdict:
     """The verdict on an attempt cut at its total deadline while the answer was still coming."""
     message = (

@@ -6,8 +6,9 @@ only in the ``x-goog-api-key`` header: it is scrubbed from every message this mo
 and never written to metadata or logs.
 
 Each HTTP attempt has a total deadline (``request_deadline_s``), not only a connect and a
-read timeout: the body is streamed and the attempt is cut when the deadline passes or the body
-outgrows what an image of ``max_image_bytes`` needs (see ``http_body.py``).
+read timeout: the body is streamed, decoded as HTTP says (Google answers chunked and gzip),
+and the attempt is cut when the deadline passes or the decoded body outgrows what an image of
+``max_image_bytes`` needs (see ``http_body.py``).
 
 Paid attempts: one ``generate`` call makes at most ``max_attempts`` HTTP calls; a step retried
 by Dagster's RetryPolicy multiplies that by the policy's attempts. An answer that is no usable
@@ -44,7 +45,12 @@ from passport_pipeline.domain.gemini_protocol import GeminiImage, Verdict
 from passport_pipeline.domain.images import DEFAULT_MAX_IMAGE_BYTES
 from passport_pipeline.domain.records import CoverRequest, GeneratedImage
 from passport_pipeline.execution import stop_signal
-from passport_pipeline.resources.http_body import BodyDeadlineExceeded, BodyTooLarge, send
+from passport_pipeline.resources.http_body import (
+    BodyDeadlineExceeded,
+    BodyTooLarge,
+    BodyUndecodable,
+    send,
+)
 from passport_pipeline.resources.image_model import (
     ImageModel,
     LocalImageModel,
@@ -258,6 +264,8 @@ class GeminiImageModel(ImageModel):
             raise self._failure(
                 protocol.answer_too_large(large.size, limit, large.declared)
             ) from None
+        except BodyUndecodable as garbled:
+            raise self._failure(protocol.undecodable(garbled.encoding, garbled.received)) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             cut_by = deadline_s if deadline_s < self.read_timeout_s else None
             raise self._failure(protocol.classify_transport_error(error, cut_by)) from None

@@ -5,17 +5,25 @@ or a JSONL file through the Files API's resumable upload), ``get``, ``answers`` 
 Its ``generate`` is still the direct call (full price): the normal path for a user the batch
 could not cover. Shapes and readings live in ``domain/batch_protocol.py``.
 
+Every call is read as Google sends it (chunked, gzip) within a deadline and a size limit
+(``http_body.py``): a JSON answer is at most what an inline batch's answers can hold, and a
+results file is read line by line, in linear time, holding one line (one user's answer) at a
+time.
+
 Retries (tenacity): a call is sent again after a connection error, a 429 or a 5xx. Creating a
 batch is not sent again after a timeout: the first create may have arrived, and a second batch
-would be paid for again.
+would be paid for again (``find_unrecorded`` finds such a batch by its display name).
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import requests
+import urllib3
 from pydantic import Field
 from tenacity import (
     Retrying,
@@ -27,9 +35,18 @@ from tenacity import (
 
 from passport_pipeline.domain import batch_protocol as protocol
 from passport_pipeline.domain.batch_protocol import BatchAnswer, BatchJob
-from passport_pipeline.domain.gemini_protocol import Verdict, classify_error
+from passport_pipeline.domain.gemini_protocol import Verdict, classify_error, max_answer_bytes
 from passport_pipeline.domain.records import GeneratedImage
 from passport_pipeline.resources.gemini import GeminiImageModel
+from passport_pipeline.resources.http_body import (
+    Answer,
+    BodyDeadlineExceeded,
+    BodyTooLarge,
+    BodyUndecodable,
+    open_stream,
+    read_body,
+    read_lines,
+)
 from passport_pipeline.resources.image_model import (
     PermanentImageModelError,
     TransientImageModelError,
@@ -52,7 +69,10 @@ class GeminiBatchImageModel(GeminiImageModel):
         default=protocol.INLINE_LIMIT_BYTES, description="Larger batches go as a JSONL file."
     )
     batch_timeout_s: float = Field(
-        default=300, description="Timeout of one batch call (an upload or a results download)."
+        default=300, description="Deadline of one batch call (an upload, a create, a get)."
+    )
+    results_deadline_s: float = Field(
+        default=3600, description="Deadline of reading one results file (GBs for a big month)."
     )
 
     def step_modules(self) -> tuple[str, ...]:
@@ -66,10 +86,26 @@ class GeminiBatchImageModel(GeminiImageModel):
             body = protocol.file_body(display_name, file_name)
         path = f"v1beta/models/{self.model}:batchGenerateContent"
         answer = self._call("POST", path, json_body=body, resend_after_timeout=False)
-        return protocol.parse_batch(answer.json())
+        return protocol.parse_batch(_json(answer))
 
     def get(self, name: str) -> BatchJob:
-        return protocol.parse_batch(self._call("GET", f"v1beta/{name}").json())
+        return protocol.parse_batch(_json(self._call("GET", f"v1beta/{name}")))
+
+    def find(self, display_name_prefix: str, pages: int = 20) -> list[BatchJob]:
+        """The batches (``batches.list``, newest first, at most ``pages`` pages of 50) whose
+        display name starts with ``display_name_prefix``."""
+        found: list[BatchJob] = []
+        params = {"pageSize": "50"}
+        for _ in range(pages):
+            page = _json(self._call("GET", "v1beta/batches", params=params))
+            for operation in page.get("operations") or []:
+                job = protocol.parse_batch(operation)
+                if job.display_name.startswith(display_name_prefix):
+                    found.append(job)
+            if not page.get("nextPageToken"):
+                break
+            params = {**params, "pageToken": str(page["nextPageToken"])}
+        return found
 
     def cancel(self, name: str) -> None:
         self._call("POST", f"v1beta/{name}:cancel", json_body={})
@@ -80,9 +116,27 @@ class GeminiBatchImageModel(GeminiImageModel):
             yield from protocol.inline_answers(job, keys)
             return
         path = f"download/v1beta/{job.responses_file}:download"
-        answer = self._call("GET", path, params={"alt": "media"}, stream=True)
-        with answer:
-            yield from protocol.file_answers(answer.iter_lines(), keys)
+        deadline_s = self.results_deadline_s
+        deadline = time.monotonic() + deadline_s
+        with self._call("GET", path, params={"alt": "media"}, stream=True) as response:
+            lines = read_lines(
+                response,
+                deadline=deadline,
+                read_timeout_s=self.read_timeout_s,
+                # One line is one user's answer: the most a direct answer may have.
+                max_line_bytes=max_answer_bytes(self.max_image_bytes),
+            )
+            try:
+                yield from protocol.file_answers(lines, keys)
+            except (BodyDeadlineExceeded, BodyTooLarge, BodyUndecodable) as cut:
+                raise TransientImageModelError(
+                    self._scrub(f"reading {job.responses_file} of {job.name} stopped: {cut}")
+                ) from None
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
+                raise TransientImageModelError(
+                    f"reading {job.responses_file} of {job.name} broke off "
+                    f"({type(error).__name__}); the next read starts it again"
+                ) from None
 
     def image_from(self, answer: BatchAnswer) -> GeneratedImage:
         """A user's answer as a checked image, priced at the batch price; else the user's
@@ -135,7 +189,7 @@ class GeminiBatchImageModel(GeminiImageModel):
             headers={"X-Goog-Upload-Offset": "0", "X-Goog-Upload-Command": "upload, finalize"},
             resend_after_timeout=False,
         )
-        return str(done.json()["file"]["name"])
+        return str(_json(done)["file"]["name"])
 
     def _call(
         self,
@@ -148,40 +202,60 @@ class GeminiBatchImageModel(GeminiImageModel):
         params: dict[str, str] | None = None,
         stream: bool = False,
         resend_after_timeout: bool = True,
-    ) -> requests.Response:
+    ) -> Any:
+        """One Batch/Files API call, retried as the module says: the whole ``Answer`` (read
+        within the deadline and the size limit), or with ``stream`` the open response, its
+        body unread (the caller closes it)."""
         url = path if path.startswith("http") else f"{self.base_url.rstrip('/')}/{path}"
         all_headers = {"x-goog-api-key": self.api_key.strip(), **(headers or {})}
+        timeouts = (self.connect_timeout_s, self.batch_timeout_s)
+        # An inline batch's answers come back in its get: up to the inline limit, and a user's
+        # answer more.
+        limit = self.inline_limit_bytes + max_answer_bytes(self.max_image_bytes)
 
-        def once() -> requests.Response:
+        def once() -> Any:
             try:
-                response = self._get_session().request(
+                response = open_stream(
+                    self._get_session(),
                     method,
                     url,
-                    json=json_body,
-                    data=data,
                     headers=all_headers,
+                    timeouts=timeouts,
+                    deadline_s=self.batch_timeout_s,
+                    json_body=json_body,
+                    data=data,
                     params=params,
-                    timeout=(self.connect_timeout_s, self.batch_timeout_s),
-                    stream=stream,
                 )
-            except requests.ConnectionError as error:
+                if response.ok and stream:
+                    return response
+                with response:
+                    deadline = time.monotonic() + self.batch_timeout_s
+                    body = read_body(
+                        response,
+                        deadline=deadline,
+                        read_timeout_s=self.batch_timeout_s,
+                        max_bytes=limit,
+                    )
+            except (requests.ConnectionError, urllib3.exceptions.ProtocolError) as error:
                 raise _Retryable(error) from None
-            except requests.Timeout as error:
+            except (requests.Timeout, urllib3.exceptions.TimeoutError, BodyDeadlineExceeded):
                 if resend_after_timeout:
-                    raise _Retryable(error) from None
+                    raise _Retryable(TimeoutError(f"{method} {path}")) from None
                 raise TransientImageModelError(
                     f"Gemini did not answer {method} {path} in time (not sent again: it may "
                     "have arrived)"
                 ) from None
+            except (BodyTooLarge, BodyUndecodable) as unreadable:
+                raise TransientImageModelError(
+                    self._scrub(f"Gemini's answer to {method} {path.split('?')[0]}: {unreadable}")
+                ) from None
+            answer = Answer(response.status_code, response.headers, body)
             if response.ok:
-                return response
-            try:
-                payload = response.json()
-            except ValueError:
-                payload = None
-            response.close()
+                return answer
             verdict = classify_error(
-                response.status_code, payload, response.headers.get("Retry-After")
+                response.status_code,
+                _json(answer, strict=False),
+                response.headers.get("Retry-After"),
             )
             message = self._scrub(f"{method} {path.split('?')[0]}: {verdict.message}")
             if verdict.transient:
@@ -210,3 +284,17 @@ class GeminiBatchImageModel(GeminiImageModel):
     def _scrub(self, text: str) -> str:
         key = self.api_key.strip()
         return text.replace(key, "[redacted]") if key else text
+
+
+def _json(answer: Answer, strict: bool = True) -> Any:
+    """The answer's JSON; with ``strict``, an answer that is none is Gemini's fault, retried by
+    the next poll or launch."""
+    try:
+        return json.loads(answer.body)
+    except ValueError:
+        if not strict:
+            return None
+        raise TransientImageModelError(
+            f"Gemini answered {answer.status_code} with a body that is not JSON "
+            f"({len(answer.body):,} bytes)"
+        ) from None

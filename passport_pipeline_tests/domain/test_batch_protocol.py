@@ -10,13 +10,13 @@ import pytest
 from passport_pipeline.domain import batch_protocol as protocol
 from passport_pipeline.domain.batch_protocol import BatchAnswer
 from passport_pipeline.domain.gemini_protocol import GeminiImage, Verdict, build_generate_body
-from passport_pipeline_tests.support.fake_gemini import portrait_image
+from passport_pipeline_tests.support.google_wire import model_image
 
 REQUESTS = [(protocol.user_key(u), build_generate_body(f"cover {u}", "3:4")) for u in (7, 12)]
 
 
 def image_response() -> dict:
-    data = base64.b64encode(portrait_image("png")).decode()
+    data = base64.b64encode(model_image("png")).decode()
     part = {"inlineData": {"mimeType": "image/png", "data": data}}
     return {"candidates": [{"content": {"parts": [part]}, "finishReason": "STOP"}]}
 
@@ -107,10 +107,6 @@ def test_an_answer_is_read_like_a_direct_answer():
         BatchAnswer("user_7", response={"candidates": [{"finishReason": "IMAGE_SAFETY"}]})
     )
     assert isinstance(refused, Verdict) and refused.reason == "IMAGE_SAFETY"
-    error = {"code": 400, "message": "Request contains an invalid argument.", "status": "X"}
-    failed = protocol.interpret_answer(BatchAnswer("user_7", error=error))
-    assert isinstance(failed, Verdict) and not failed.transient and failed.reason == "X"
-    assert "400 X: Request contains an invalid argument." in failed.message
     empty = protocol.interpret_answer(BatchAnswer("user_7"))
     assert isinstance(empty, Verdict) and empty.reason == "BAD_RESPONSE"
 
@@ -128,3 +124,22 @@ def test_a_batch_without_answers_fails_the_month_saying_what_to_do(state, todo):
     message = protocol.stopped_message(job, "2026-10")
     assert message.startswith(f"2026-10: Gemini batch batches/abc ended {state}")
     assert todo in message
+
+
+@pytest.mark.parametrize(
+    ("status", "name"),
+    [
+        # google.rpc.Status as a batch's per-request error really is: an integer gRPC code.
+        ({"code": 3, "message": "Request contains an invalid argument."}, "INVALID_ARGUMENT"),
+        ({"code": 1, "message": "The operation was cancelled."}, "CANCELLED"),
+        ({"code": 8, "message": "Resource has been exhausted."}, "RESOURCE_EXHAUSTED"),
+        ({"code": 13, "message": "Internal error."}, "INTERNAL"),
+        ({"code": 99, "message": "From the future."}, "CODE_99"),
+        # The HTTP error shape (a status string) is read too, should Google ever send it.
+        ({"code": 400, "message": "Bad.", "status": "INVALID_ARGUMENT"}, "INVALID_ARGUMENT"),
+    ],
+)
+def test_a_per_request_error_names_its_grpc_code(status: dict, name: str) -> None:
+    failed = protocol.interpret_answer(BatchAnswer("user_7", error=status))
+    assert isinstance(failed, Verdict) and not failed.transient and failed.reason == name
+    assert f"({name}: {status['message']})" in failed.message

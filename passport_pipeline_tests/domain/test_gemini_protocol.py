@@ -25,8 +25,8 @@ from passport_pipeline_tests.support.fake_gemini import (
     KEY_INVALID,
     Reply,
     google_error,
-    portrait_image,
 )
+from passport_pipeline_tests.support.google_wire import model_image
 
 RPC = "type.googleapis.com/google.rpc."
 
@@ -37,7 +37,7 @@ def _answer(parts: list[dict], **extra: object) -> dict:
 
 
 def _inline(image_format: str = "png", mime: str | None = None) -> dict:
-    data = base64.b64encode(portrait_image(image_format)).decode()
+    data = base64.b64encode(model_image(image_format)).decode()
     return {"inlineData": {"mimeType": mime or f"image/{image_format}", "data": data}}
 
 
@@ -92,8 +92,8 @@ def test_image_after_text_is_found_and_identified(
     image = interpret_generate_answer(body)
     assert isinstance(image, GeminiImage)
     assert (image.info.mime_type, image.info.extension) == (mime, extension)
-    assert (image.info.width, image.info.height) == (96, 128)
-    assert image.data == portrait_image(image_format)
+    assert (image.info.width, image.info.height) == (864, 1184)  # the model's 3:4
+    assert image.data == model_image(image_format)
     assert (image.prompt_tokens, image.output_tokens, image.total_tokens) == (40, 1290, 1330)
     assert image.model_version == "gemini-2.5-flash-image-001"
     assert image.text == "Here is your cover."
@@ -144,7 +144,7 @@ def test_no_image_is_permanent_and_says_why(body: dict, reason: str, named: str)
     [
         "@@not base64@@",
         base64.b64encode(b"not an image at all").decode(),
-        base64.b64encode(portrait_image("png")[:200]).decode(),
+        base64.b64encode(model_image("png")[:200]).decode(),
         "",
     ],
 )
@@ -164,7 +164,7 @@ def test_a_200_that_is_not_json_is_unusable(body: object) -> None:
 
 
 def test_an_image_over_the_limit_is_refused_before_it_is_decoded() -> None:
-    size = len(portrait_image("png"))
+    size = len(model_image("png"))
     image = interpret_generate_answer(_answer([_inline()]), max_image_bytes=size)
     assert isinstance(image, GeminiImage)
     # Base64 that does not even decode: refused by its length alone.

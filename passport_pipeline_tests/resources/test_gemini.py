@@ -10,6 +10,7 @@ import logging
 import re
 import socket
 import time
+import tracemalloc
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -87,7 +88,7 @@ def test_happy_path_returns_the_image_with_its_metadata(server: FakeGemini) -> N
     assert image.model == DEFAULT_MODEL
     meta = image.metadata
     assert meta["attempts"] == 1 and meta["mime_type"] == "image/png"
-    assert (meta["width"], meta["height"]) == (96, 128)
+    assert (meta["width"], meta["height"]) == (864, 1184)  # what the model draws at 3:4
     assert meta["prompt_tokens"] == 5 and meta["output_tokens"] == 1290
     assert meta["total_tokens"] == 1295
     assert meta["model_version"] == DEFAULT_MODEL
@@ -98,6 +99,9 @@ def test_happy_path_returns_the_image_with_its_metadata(server: FakeGemini) -> N
     assert server.keys_seen == {KEY: 1} and server.keys_in_url == 0
     (record,) = server.records
     assert record.prompt == "A passport cover for Mina" and record.aspect_ratio == "3:4"
+    # As Google's front end sends it: gzip (the client offered it), a real-size image.
+    assert record.encoding == "gzip" and record.body_bytes > 2_000_000
+    assert record.bytes_sent < record.body_bytes
     assert_secret_free(image, model)
     assert "key" not in repr(model).lower()
 
@@ -109,7 +113,7 @@ def test_other_image_types_are_accepted(server: FakeGemini, image_format: str, m
     assert image.mime_type == mime == image.metadata["mime_type"]
 
 
-@pytest.mark.parametrize(("ratio", "size"), [("9:16", (96, 171)), ("1:1", (96, 96))])
+@pytest.mark.parametrize(("ratio", "size"), [("9:16", (768, 1344)), ("1:1", (1024, 1024))])
 def test_the_configured_aspect_ratio_is_sent(server: FakeGemini, ratio, size) -> None:
     image = make_model(server, aspect_ratio=ratio).generate(cover_request())
     assert server.records[0].aspect_ratio == ratio
@@ -325,9 +329,7 @@ def test_a_dripping_answer_is_cut_at_the_deadline(server: FakeGemini) -> None:
         make_model(server, request_deadline_s=1, max_attempts=2).generate(cover_request())
     assert "after 2 attempts" in str(e.value)
     assert server.generate_requests == 2
-    deadline = time.monotonic() + 5
-    while any(r.end is None for r in server.records) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the server notices the hang-up at its next byte
+    wait_until_answered(server)
     for record in server.records:
         assert record.outcome == "cut"  # the client hung up; the server did not finish
         assert 0 < record.bytes_sent < record.body_bytes / 4
@@ -343,20 +345,65 @@ def test_the_deadline_also_bounds_a_silent_server(server: FakeGemini) -> None:
 
 
 def test_an_image_over_the_byte_limit_is_refused_unread(server: FakeGemini) -> None:
+    # The 1.7 MB PNG's answer fits the body limit of a 1.5 MB image; the image does not.
     server.script([Reply.ok()])
-    with pytest.raises(PermanentImageModelError, match="more than the 200 a cover may have") as e:
-        make_model(server, max_image_bytes=200).generate(cover_request())
+    with pytest.raises(PermanentImageModelError, match="more than the 1,500,000 a cover may") as e:
+        make_model(server, max_image_bytes=1_500_000).generate(cover_request())
     assert (e.value.reason, e.value.unusable_answer) == ("IMAGE_TOO_LARGE", True)
     assert server.generate_requests == 2
 
 
 def test_an_answer_over_the_body_limit_is_not_read_to_its_end(server: FakeGemini) -> None:
-    # A 3 MB answer; an image of at most 1,000 bytes needs a body of about 1 MB at most.
+    # A 3 MB answer, gzip and chunked (no length said); an image of at most 1,000 bytes needs
+    # a body of about 1 MB at most: the decoded body is cut there.
     server.script([Reply.oversize(3_000_000)])
-    with pytest.raises(PermanentImageModelError, match="declares 3,00") as e:
+    with pytest.raises(PermanentImageModelError, match=r"ran past 1,0\d\d,\d\d\d bytes") as e:
         make_model(server, max_image_bytes=1000).generate(cover_request())
     assert e.value.reason == "IMAGE_TOO_LARGE"
     assert server.generate_requests == 2
+
+
+def test_a_declared_length_over_the_body_limit_is_refused_before_reading() -> None:
+    with FakeGemini(api_keys=[KEY], wire="plain") as server:
+        server.script([Reply.oversize(3_000_000)])
+        # 3 MB of text and a 2.3 MB image's base64.
+        with pytest.raises(PermanentImageModelError, match="declares 5,26") as e:
+            make_model(server, max_image_bytes=1000).generate(cover_request())
+    assert e.value.reason == "IMAGE_TOO_LARGE"
+    assert server.generate_requests == 2
+
+
+def test_a_compressed_bomb_is_cut_at_the_limit_without_being_held(server: FakeGemini) -> None:
+    # 1 GiB of JSON whitespace in about 4.6 MB of gzip; the default limits allow an answer of
+    # about 27.7 MB. What the client held at its peak, and what the server sent, stay near that.
+    server.script([Reply.bomb(1 << 30)])
+    tracemalloc.start()
+    try:
+        with pytest.raises(PermanentImageModelError, match=r"ran past 27,\d\d\d,\d\d\d") as e:
+            make_model(server).generate(cover_request())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert e.value.reason == "IMAGE_TOO_LARGE" and e.value.unusable_answer
+    assert peak < 100_000_000, f"the client held {peak:,} bytes"
+    wait_until_answered(server)
+    assert [r.outcome for r in server.records] == ["cut", "cut"]  # the client hung up on both
+    assert all(r.bytes_sent < 1_000_000 for r in server.records)
+    assert all(r.body_bytes == 1 << 30 for r in server.records)
+
+
+def test_a_gzip_body_that_does_not_decode_is_an_unusable_answer(server: FakeGemini) -> None:
+    server.script([Reply.garbled_gzip()])
+    with pytest.raises(PermanentImageModelError, match="said it was gzip-encoded") as e:
+        make_model(server).generate(cover_request())
+    assert (e.value.reason, e.value.unusable_answer) == ("BAD_ENCODING", True)
+    assert server.generate_requests == 2
+
+
+def wait_until_answered(server: FakeGemini) -> None:
+    deadline = time.monotonic() + 5
+    while any(r.end is None for r in server.records) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server notices the hang-up at its next write
 
 
 def test_a_read_timeout_is_retried_then_transient(server: FakeGemini) -> None:

@@ -4,7 +4,7 @@ import stat
 
 from passport_pipeline.domain.records import GeneratedImage
 from passport_pipeline.resources.pending_covers import PendingCovers
-from passport_pipeline_tests.support.fake_gemini import portrait_image
+from passport_pipeline_tests.support.google_wire import model_image
 
 STEM = "prod/covers/2026-10/" + "ab" * 16
 
@@ -13,7 +13,7 @@ def test_a_kept_cover_comes_back_whole_with_its_facts(tmp_path):
     pending = PendingCovers(root=str(tmp_path / "pending"))
     assert pending.find(STEM) is None
     image = GeneratedImage(
-        portrait_image("png"), "image/png", "gemini-x", {"estimated_cost_usd": 0.039}
+        model_image("png"), "image/png", "gemini-x", {"estimated_cost_usd": 0.039}
     )
     pending.keep(STEM, image)
     found = pending.find(STEM)
@@ -30,7 +30,7 @@ def test_a_kept_cover_comes_back_whole_with_its_facts(tmp_path):
 
 def test_a_damaged_kept_cover_is_not_uploaded(tmp_path):
     pending = PendingCovers(root=str(tmp_path))
-    pending.keep(STEM, GeneratedImage(portrait_image("png"), "image/png", "m"))
+    pending.keep(STEM, GeneratedImage(model_image("png"), "image/png", "m"))
     [data] = tmp_path.glob("*.image")
     data.write_bytes(data.read_bytes()[:100])
     assert pending.find(STEM) is None

@@ -15,24 +15,26 @@ in the order they were added; a request no rule matches gets an image. ``latency
 ``answer_when_in_flight = n`` holds every generation until n of them are in flight at once (or
 ``gather_timeout_s`` has passed), so a test of concurrency needs no timing at all.
 Each request's record says how many body bytes were sent and whether the client hung up.
+
+Answers go on the wire as Google's front end sends them (``support/google_wire.py``): chunked,
+gzip-compressed whenever the client offers gzip, images at the model's real size (a 1.7 MB PNG
+for 3:4). ``wire="plain"`` is the old behaviour (Content-Length, never compressed), for a test
+that needs a declared length.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from PIL import Image
+from passport_pipeline_tests.support import google_wire as wire
 
 # The Batch API (batches, files); that module imports this one only inside its functions.
 from passport_pipeline_tests.support.fake_gemini_batch import FakeBatches, serve_batch
@@ -57,6 +59,7 @@ MESSAGES = {
     503: "The model is overloaded. Please try again later.",
     504: "Deadline expired before operation could complete.",
 }
+THOUGHT_SIGNATURE = "Cp0BAdHtim9vY2tlZCB0aG91Z2h0IHNpZ25hdHVyZSBvZiB0aGUgZmFrZQ=="
 KEY_INVALID = {
     "@type": RPC + "ErrorInfo",
     "reason": "API_KEY_INVALID",
@@ -72,10 +75,33 @@ def google_error(code: int, message: str | None = None, details: Sequence[dict] 
     return {"error": {"code": code, "message": text, "status": status, "details": list(details)}}
 
 
-def _quota(quota_id: str, retry_delay: str | None) -> list[dict]:
-    metric = "generativelanguage.googleapis.com/generate_content_requests"
-    violation = {"quotaMetric": metric, "quotaId": quota_id, "quotaValue": "10"}
-    details = [{"@type": RPC + "QuotaFailure", "violations": [violation]}]
+QUOTA_HELP = {
+    "@type": RPC + "Help",
+    "links": [
+        {
+            "description": "Learn more about Gemini API quotas",
+            "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+        }
+    ],
+}
+PER_MINUTE, PER_DAY = "PerMinute", "PerDay"
+
+
+def quota_violation(window: str, model: str = DEFAULT_MODEL, value: int = 10) -> dict:
+    """One QuotaFailure violation as Google lists them (per-day ids end in ``PerDay…``)."""
+    return {
+        "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+        "quotaId": f"GenerateRequests{window}PerProjectPerModel",
+        "quotaDimensions": {"location": "global", "model": model},
+        "quotaValue": str(value),
+    }
+
+
+def quota_details(windows: Sequence[str], retry_delay: str | None) -> list[dict]:
+    """A 429's details as Google sends them: QuotaFailure (one violation per window hit),
+    Help, and RetryInfo unless ``retry_delay`` is None."""
+    violations = [quota_violation(window) for window in windows]
+    details = [{"@type": RPC + "QuotaFailure", "violations": violations}, QUOTA_HELP]
     if retry_delay is not None:
         details.append({"@type": RPC + "RetryInfo", "retryDelay": retry_delay})
     return details
@@ -104,15 +130,13 @@ class Reply:
     @classmethod
     def rate_limited(cls, retry_delay: str | None = "1s") -> Reply:
         """429 for a per-minute quota, with RetryInfo.retryDelay unless None."""
-        return cls.error(
-            429, details=_quota("GenerateRequestsPerMinutePerProjectPerModel", retry_delay)
-        )
+        return cls.error(429, details=quota_details([PER_MINUTE], retry_delay))
 
     @classmethod
     def daily_quota(cls, retry_delay: str | None = "17s") -> Reply:
-        return cls.error(
-            429, details=_quota("GenerateRequestsPerDayPerProjectPerModel", retry_delay)
-        )
+        """429 for a per-day quota, as real ones come: the per-day and the per-minute
+        violations both listed, Help, and RetryInfo unless None."""
+        return cls.error(429, details=quota_details([PER_DAY, PER_MINUTE], retry_delay))
 
     @classmethod
     def no_image(cls, finish_reason: str = "IMAGE_SAFETY") -> Reply:
@@ -143,6 +167,17 @@ class Reply:
     def oversize(cls, size: int) -> Reply:
         """An image answer with a text part of ``size`` more bytes."""
         return cls("image", size=size)
+
+    @classmethod
+    def bomb(cls, inflated_bytes: int = 1 << 30) -> Reply:
+        """200 whose gzip body (about a thousandth of its size) inflates to ``inflated_bytes``
+        of JSON whitespace: a decompression bomb (sent gzip even to a client that did not ask)."""
+        return cls("bomb", size=inflated_bytes)
+
+    @classmethod
+    def garbled_gzip(cls) -> Reply:
+        """200 that says ``Content-Encoding: gzip`` but whose bytes are no gzip."""
+        return cls("raw", reason="garbled_gzip")
 
     @classmethod
     def drip(cls, seconds_per_byte: float, limit_s: float = 30.0) -> Reply:
@@ -202,8 +237,9 @@ class RecordedRequest:
     end: float | None = None
     rule: str | None = None
     outcome: str = ""  # a Reply kind, model (a models.get), or cut (the client hung up mid-body)
-    body_bytes: int = 0  # the answer's length
-    bytes_sent: int = 0  # how much of it was written before the client hung up
+    body_bytes: int = 0  # the answer's length, decoded
+    bytes_sent: int = 0  # how much of it was on the wire before the client hung up (or all)
+    encoding: str = "identity"  # gzip when the answer went compressed
 
 
 class FakeGemini:
@@ -218,6 +254,7 @@ class FakeGemini:
         error_latency_s: float = 0.0,
         image_format: str = "png",  # png | jpeg | webp
         text_before_image: bool = True,
+        wire: str = "google",  # google: chunked, gzip when offered; plain: Content-Length
         echo_key_in_errors: bool = False,  # a hostile server, to prove the client scrubs
         request_queue_size: int = 128,
         port: int = 0,  # 0: any free port
@@ -225,6 +262,9 @@ class FakeGemini:
         self.api_keys, self.models = set(api_keys), set(models)
         self.latency_s, self.error_latency_s = latency_s, error_latency_s
         self.image_format, self.text_before_image = image_format, text_before_image
+        if wire not in ("google", "plain"):
+            raise ValueError(f"wire is google or plain, not {wire!r}")
+        self.wire = wire
         self.echo_key_in_errors = echo_key_in_errors
         self.answer_when_in_flight = 0
         self.gather_timeout_s = 10.0
@@ -386,17 +426,6 @@ class FakeGemini:
             self.stopping.wait(seconds)
 
 
-@lru_cache(maxsize=64)
-def portrait_image(image_format: str, aspect_ratio: str = "3:4") -> bytes:
-    """A small real image, 96 px on its short side (3:4 gives 96x128), in the given format."""
-    across, down = (int(n) for n in aspect_ratio.split(":"))
-    scale = 96 / min(across, down)
-    image = Image.linear_gradient("L").resize((round(across * scale), round(down * scale)))
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="JPEG" if image_format == "jpg" else image_format)
-    return buffer.getvalue()
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a client's session expects
     server: Any
@@ -444,8 +473,9 @@ class _Handler(BaseHTTPRequestHandler):
         reply, outcome = fake.begin(record, url_key is not None), "error"
         try:
             outcome = self._answer(fake, record, url.path, method, body, reply)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError):  # the client hung up mid-answer
             self.close_connection = True
+            outcome = "cut"
         finally:
             fake.finish(record, outcome)
 
@@ -485,19 +515,25 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, info, "model")
         fake.gather()
         fake.pause(fake.latency_s)
+        if reply.kind == "bomb":
+            return self._bomb(reply.size)
         answer = _generate_answer(fake, record, body, reply)
         if reply.kind == "drip":
-            return self._drip(fake, json.dumps(answer).encode(), reply)
+            return self._drip(fake, wire.plain_bytes(wire.json_segments(answer)), reply)
         if reply.reason == "truncated_json":
-            data = json.dumps(answer).encode()
+            data = wire.plain_bytes(wire.json_segments(answer))
             return self._send(200, data[: len(data) // 2], "application/json", reply.reason)
+        if reply.reason == "garbled_gzip":
+            self._headers(200, "application/json; charset=UTF-8", encoding="gzip")
+            return self._stream(wire.chunked(iter([b"\x1f\x8b\x08\x00not gzip at all"])), "raw")
         if reply.reason == "html":
             page = b"<html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
             return self._send(200, page, "text/html", reply.reason)
         return self._json(200, answer, reply.kind)
 
     def _drip(self, fake: FakeGemini, data: bytes, reply: Reply) -> str:
-        self._headers(200, len(data), "application/json; charset=UTF-8")
+        # Plain on purpose: a declared length, then one byte at a time.
+        self._headers(200, "application/json; charset=UTF-8", length=len(data))
         until = time.monotonic() + reply.limit_s
         for offset in range(len(data)):
             if fake.stopping.is_set() or time.monotonic() > until:
@@ -514,28 +550,72 @@ class _Handler(BaseHTTPRequestHandler):
             fake.pause(reply.seconds)
         return "drip"
 
+    def _bomb(self, inflated: int) -> str:
+        self._headers(200, "application/json; charset=UTF-8", encoding="gzip")
+        if self._record is not None:
+            self._record.body_bytes = inflated
+        return self._stream(wire.chunked(wire.gzip_bomb(inflated)), "bomb")
+
     def _error(self, fake: FakeGemini, payload: dict[str, Any]) -> str:
         fake.pause(fake.error_latency_s)
         return self._json(payload["error"]["code"], payload, "error")
 
-    def _json(self, status: int, payload: dict[str, Any], outcome: str) -> str:
-        data = json.dumps(payload).encode()
-        return self._send(status, data, "application/json; charset=UTF-8", outcome)
+    def _json(self, status: int, payload: Any, outcome: str) -> str:
+        return self._send_segments(
+            status, wire.json_segments(payload), "application/json; charset=UTF-8", outcome
+        )
 
     def _send(self, status: int, data: bytes, content_type: str, outcome: str) -> str:
-        self._headers(status, len(data), content_type)
-        self.wfile.write(data)
+        return self._send_segments(status, [("text", data)], content_type, outcome)
+
+    def _send_segments(
+        self, status: int, segments: list[tuple[str, Any]], content_type: str, outcome: str
+    ) -> str:
+        """An answer as Google's front end sends it (chunked; gzip if the client offers it),
+        or with a Content-Length on the plain wire."""
+        fake: FakeGemini = self.server.fake
+        if fake.wire == "plain":
+            data = wire.plain_bytes(segments)
+            self._headers(status, content_type, length=len(data))
+            self.wfile.write(data)
+            if self._record is not None:
+                self._record.bytes_sent = len(data)
+            return outcome
         if self._record is not None:
-            self._record.bytes_sent = len(data)
+            self._record.body_bytes = sum(wire.segment_size(*segment) for segment in segments)
+        if wire.accepts_gzip(self.headers.get("Accept-Encoding")):
+            self._headers(status, content_type, encoding="gzip")
+            return self._stream(wire.chunked(wire.gzip_pieces(segments)), outcome)
+        self._headers(status, content_type)
+        pieces = (wire.plain_bytes([segment]) for segment in segments)
+        return self._stream(wire.chunked(pieces), outcome)
+
+    def _stream(self, chunks: Iterable[bytes], outcome: str) -> str:
+        sent = 0
+        for chunk in chunks:
+            self.wfile.write(chunk)
+            sent += len(chunk)
+            if self._record is not None:
+                self._record.bytes_sent = sent
         return outcome
 
-    def _headers(self, status: int, length: int, content_type: str) -> None:
+    def _headers(
+        self, status: int, content_type: str, *, length: int | None = None, encoding: str = ""
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(length))
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+            for name, value in wire.FRONT_END_HEADERS:
+                self.send_header(name, value)
+        else:
+            self.send_header("Content-Length", str(length))
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
         self.end_headers()
         if self._record is not None:
-            self._record.body_bytes = length
+            self._record.encoding = encoding or "identity"
+            self._record.body_bytes = length if length is not None else self._record.body_bytes
 
 
 def _generate_answer(fake: FakeGemini, record: RecordedRequest, body: dict, reply: Reply) -> dict:
@@ -546,10 +626,11 @@ def _generate_answer(fake: FakeGemini, record: RecordedRequest, body: dict, repl
     elif reply.kind == "no_image":
         answer["candidates"] = [{"finishReason": reply.reason, "index": 0}]
     else:
-        fmt = fake.image_format.lower()
-        data = base64.b64encode(portrait_image(fmt, record.aspect_ratio or "1:1")).decode()
+        fmt, ratio = fake.image_format.lower(), record.aspect_ratio or "1:1"
+        data = wire.image_marker(fmt, ratio)
         if reply.kind == "corrupt":
-            data = "@@not base64@@" if reply.reason == "base64" else data[: len(data) // 8 * 4]
+            whole = wire.image_base64(fmt, ratio)
+            data = "@@not base64@@" if reply.reason == "base64" else whole[: len(whole) // 8 * 4]
         modalities = body.get("generationConfig", {}).get("responseModalities", ["TEXT"])
         parts: list[dict[str, Any]] = []
         if fake.text_before_image or "IMAGE" not in modalities:
@@ -558,15 +639,21 @@ def _generate_answer(fake: FakeGemini, record: RecordedRequest, body: dict, repl
             parts.append({"text": "x" * reply.size})
         if "IMAGE" in modalities:
             mime = "image/jpeg" if fmt in ("jpg", "jpeg") else f"image/{fmt}"
+            # Real image parts carry a thought signature (Gemini 2.5's image model does).
             parts.append({"inlineData": {"mimeType": mime, "data": data}})
+            parts[-1]["thoughtSignature"] = THOUGHT_SIGNATURE
             output_tokens = 1290
         content = {"role": "model", "parts": parts}
         answer["candidates"] = [{"content": content, "finishReason": "STOP", "index": 0}]
     total = prompt_tokens + output_tokens
-    answer["usageMetadata"] = {
+    usage: dict[str, Any] = {
         **{"promptTokenCount": prompt_tokens, "candidatesTokenCount": output_tokens},
         "totalTokenCount": total,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
     }
+    if output_tokens:
+        usage["candidatesTokensDetails"] = [{"modality": "IMAGE", "tokenCount": output_tokens}]
+    answer["usageMetadata"] = usage
     return answer
 
 
@@ -605,7 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
     )
     with server:
-        portrait_image(args.image_format, "3:4")  # draw the usual image before traffic starts
+        wire.image_base64(args.image_format, "3:4")  # draw the usual image before traffic
         print(server.base_url, flush=True)
         while not stop.wait(1.0):
             pass

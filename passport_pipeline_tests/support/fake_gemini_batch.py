@@ -13,9 +13,13 @@ Endpoints (the key is checked as for generateContent):
 or ``batch.inputConfig.fileName``), ``GET /v1beta/batches/{id}``, ``POST
 /v1beta/batches/{id}:cancel``, the Files API's resumable upload (``POST /upload/v1beta/files``
 with ``X-Goog-Upload-Command: start``, then ``upload, finalize`` at the URL it gave) and
-``GET /download/v1beta/files/{id}:download?alt=media`` (the results file). Each batch answer is
-made like a generateContent answer and recorded with endpoint ``batch``: ``paid_images()``
-counts the images served by each endpoint.
+``GET /download/v1beta/files/{id}:download?alt=media`` (the results file), and ``GET
+/v1beta/batches`` (batches.list, paged). Each batch answer is made like a generateContent
+answer and recorded with endpoint ``batch``: ``paid_images()`` counts the images served by
+each endpoint. Shapes as Google sends them: an Operation omits ``done`` while open and every
+zero count (proto3 JSON), a per-request error is a ``google.rpc.Status`` (integer gRPC code
+and a message, no status string), types say ``v1main``; results files are streamed line by
+line (each line a real-size answer) without being held whole.
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatch"
-OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatchOutput"
+from passport_pipeline_tests.support import google_wire as wire
+
+BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
+OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
+LIST_PAGE = 2  # batches.list's page size when the client names none: small, so paging is used
 OPEN = ("PENDING", "RUNNING")
 
 
@@ -54,9 +61,14 @@ class FakeBatches:
         self.fake = fake
         self.lock = threading.Lock()
         self.batches: dict[str, FakeBatch] = {}
-        self.files: dict[str, bytes] = {}
+        self.files: dict[str, bytes] = {}  # uploaded input files
+        self.results: dict[str, list[dict]] = {}  # results files: one answer per line
         self.uploads: dict[str, str] = {}  # upload id -> display name
-        self.calls: Counter[str] = Counter()  # create, get, cancel, upload, download
+        self.calls: Counter[str] = Counter()  # create, get, list, cancel, upload, download
+        # Set: a create is recorded, then its answer is held until the event is cleared (a
+        # client killed in between never hears of its batch).
+        self.hold_create_answer: threading.Event | None = None
+        self.created = threading.Event()
         self.faults: list[int] = []  # HTTP statuses the next Batch API calls answer with
 
     # -- driven by the tests ---------------------------------------------------------------
@@ -88,8 +100,7 @@ class FakeBatches:
             batch.answers, batch.state, batch.answered = answers, "SUCCEEDED", len(answers)
             if batch.from_file:
                 batch.results_file = f"files/{name.split('/')[-1]}-results"
-                lines = (json.dumps(answer) for answer in answers)
-                self.files[batch.results_file] = ("\n".join(lines) + "\n").encode()
+                self.results[batch.results_file] = answers
 
     def end(self, name: str, state: str) -> None:
         """FAILED or EXPIRED (or CANCELLED) without answers."""
@@ -111,12 +122,14 @@ class FakeBatches:
     def operation(self, batch: FakeBatch) -> dict:
         pending = 0 if batch.state not in OPEN else len(batch.requests) - batch.answered
         failed = sum("error" in answer for answer in batch.answers)
-        stats = {
-            "requestCount": str(len(batch.requests)),
-            "successfulRequestCount": str(batch.answered - failed),
-            "failedRequestCount": str(failed),
-            "pendingRequestCount": str(pending),
+        counts = {
+            "requestCount": len(batch.requests),
+            "successfulRequestCount": batch.answered - failed,
+            "failedRequestCount": failed,
+            "pendingRequestCount": pending,
         }
+        # int64 as strings, and a zero left out, as proto3 JSON writes them.
+        stats = {name: str(count) for name, count in counts.items() if count}
         metadata: dict[str, Any] = {
             "@type": BATCH_TYPE,
             "model": f"models/{batch.model}",
@@ -128,7 +141,8 @@ class FakeBatches:
             "state": f"BATCH_STATE_{batch.state}",
         }
         operation: dict[str, Any] = {"name": batch.name, "metadata": metadata}
-        operation["done"] = batch.state not in OPEN
+        if batch.state not in OPEN:
+            operation["done"] = True
         if batch.state == "SUCCEEDED":
             if batch.results_file:
                 output: dict[str, Any] = {"responsesFile": batch.results_file}
@@ -155,6 +169,7 @@ def serve_batch(handler: Any, method: str) -> bool:
     path, query = url.path, parse_qs(url.query)
     ours = (
         path.endswith(":batchGenerateContent")
+        or path == "/v1beta/batches"
         or path.startswith(("/v1beta/batches/", "/upload/v1beta/files", "/download/v1beta/files/"))
     )  # fmt: skip
     if not ours:
@@ -179,11 +194,18 @@ def serve_batch(handler: Any, method: str) -> bool:
     if path.startswith("/download/"):
         name = path.removeprefix("/download/v1beta/").removesuffix(":download")
         batches.calls["download"] += 1
-        if name not in batches.files or query.get("alt") != ["media"]:
+        if name not in batches.results or query.get("alt") != ["media"]:
             handler._json(404, google_error(404, f"File {name} not found"), "error")
             return True
-        handler._send(200, batches.files[name], "application/jsonl", "download")
+        segments = [
+            segment
+            for answer in batches.results[name]
+            for segment in [*wire.json_segments(answer), ("text", b"\n")]
+        ]
+        handler._send_segments(200, segments, "application/octet-stream", "download")
         return True
+    if path == "/v1beta/batches" and method == "GET":
+        return _list(handler, batches, query)
     if path.endswith(":batchGenerateContent") and method == "POST":
         return _create(handler, batches, path, raw)
     name = path.removeprefix("/v1beta/").removesuffix(":cancel")
@@ -199,6 +221,21 @@ def serve_batch(handler: Any, method: str) -> bool:
         return True
     batches.calls["get"] += 1
     handler._json(200, batches.operation(batch), "batch")
+    return True
+
+
+def _list(handler: Any, batches: FakeBatches, query: dict) -> bool:
+    """batches.list: the newest first, ``pageSize`` at a time, ``nextPageToken`` to go on."""
+    size = int(query.get("pageSize", [LIST_PAGE])[0])
+    start = int(query.get("pageToken", ["0"])[0] or 0)
+    batches.calls["list"] += 1
+    with batches.lock:
+        newest_first = list(reversed(batches.batches.values()))
+    page = newest_first[start : start + size]
+    answer: dict[str, Any] = {"operations": [batches.operation(batch) for batch in page]}
+    if start + size < len(newest_first):
+        answer["nextPageToken"] = str(start + size)
+    handler._json(200, answer, "list")
     return True
 
 
@@ -228,6 +265,10 @@ def _create(handler: Any, batches: FakeBatches, path: str, raw: bytes) -> bool:
         display = batch.get("displayName", "")
         created = FakeBatch(name, model, display, requests, "fileName" in config)
         batches.batches[name] = created
+    batches.created.set()
+    if (hold := batches.hold_create_answer) is not None:
+        while hold.is_set() and not batches.fake.stopping.wait(0.05):
+            pass
     handler._json(200, batches.operation(created), "batch")
     return True
 
@@ -265,5 +306,6 @@ def _answer(fake: Any, record: Any, body: dict, reply: Any) -> dict:
     from passport_pipeline_tests.support.fake_gemini import _generate_answer, google_error
 
     if reply.kind == "error":
-        return {"error": (reply.body or google_error(reply.status))["error"]}
+        error = (reply.body or google_error(reply.status))["error"]
+        return {"error": wire.grpc_status(error["code"], error["message"])}
     return {"response": _generate_answer(fake, record, body, reply)}
