@@ -10,7 +10,7 @@ import time
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
-from passport_pipeline.covers.batch import BATCH_TAG, month_batches
+from passport_pipeline.covers.batch_ledger import BATCH_TAG, month_batches
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply

@@ -18,7 +18,8 @@ import sys
 
 from dagster import DagsterInstance, build_resources
 
-from passport_pipeline.covers.batch import cancel_open_batches, month_batches
+from passport_pipeline.covers.batch import cancel_open_batches
+from passport_pipeline.covers.batch_ledger import month_batches
 from passport_pipeline.domain.months import InvalidMonthError, Month
 
 

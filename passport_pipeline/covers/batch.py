@@ -2,9 +2,11 @@
 answer when the batch is done.
 
 The month's run (``PASSPORT_IMAGE_MODEL=gemini-batch``) builds one request per user that needs
-a paid image (a passport, visits in the month, no stored or kept cover), creates one batch,
-records it on the ``passport_covers`` partition at once (an AssetObservation: the event log is
-the durable ledger of batches), and ends: no step, slot or process waits for Gemini. The sensor
+a paid image (a passport, visits in the month, no stored or kept cover), writes its intent to
+the month's ledger (``batch_ledger.py``), creates one batch named after the month and the run,
+records it at once, and ends: no step, slot or process waits for Gemini. A run killed between
+the create and the record is found out by the next launch, which adopts the batch it left
+(looked up by display name) instead of paying for the month twice. The sensor
 in ``batch_sensor.py`` polls the batch and, when it is finished, launches the month's results
 run (run config ``batch_name``), whose first step closes the batch in the ledger and fans out
 one step per user carrying the user's answer (``UserTask.batch``).
@@ -16,19 +18,22 @@ after a finished batch whose results were never stored becomes that batch's resu
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from enum import StrEnum
 
-from dagster import (
-    AssetKey,
-    AssetRecordsFilter,
-    DagsterInstance,
-    Failure,
-    MetadataValue,
-    OpExecutionContext,
-)
+from dagster import Failure, OpExecutionContext
 
-from passport_pipeline.covers import events
+from passport_pipeline.covers.batch_ledger import (
+    BATCH_TAG,
+    BatchIntent,
+    BatchRecord,
+    display_name,
+    ledger_entries,
+    month_batches,
+    open_intents,
+    record_batch,
+    record_intent,
+    settle_intent,
+)
 from passport_pipeline.covers.names import COVERS_ASSET
 from passport_pipeline.domain import batch_protocol as protocol
 from passport_pipeline.domain.batch_protocol import BatchJob, BatchSlot
@@ -43,24 +48,6 @@ from passport_pipeline.resources.image_model import ImageModel, PermanentImageMo
 from passport_pipeline.resources.image_store import ImageStore
 from passport_pipeline.resources.pending_covers import PendingCovers
 
-BATCH_TAG = "passport/batch"  # on the submit run: the batch's name, state and counts
-
-
-@dataclass
-class BatchRecord:
-    """A batch as the ledger knows it: its last recorded state, and whether its results run
-    has taken it (closed)."""
-
-    name: str
-    month: str
-    state: str
-    user_ids: list[int] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-    submit_run_id: str = ""
-    force: bool = False
-    progress: str = ""
-    closed: bool = False
-
 
 class Decision(StrEnum):
     WAIT = "wait"  # the month's users are in an open batch: the run ends
@@ -70,80 +57,6 @@ class Decision(StrEnum):
 
 def uses_batch(image_model: ImageModel) -> bool:
     return isinstance(image_model, GeminiBatchImageModel)
-
-
-def record_batch(
-    instance_or_context: DagsterInstance | OpExecutionContext,
-    record: BatchRecord,
-    job: BatchJob | None = None,
-    *,
-    first: bool = False,
-    closed: bool = False,
-    results_run_id: str | None = None,
-) -> None:
-    """Write a batch's state to the ledger (and, first, who is in it)."""
-    metadata: dict = {
-        "batch_name": record.name,
-        "batch_state": job.state if job else record.state,
-        "batch_progress": job.progress() if job else record.progress,
-        "batch_closed": closed,
-    }
-    if first:
-        metadata |= {
-            "batch_user_ids": MetadataValue.json(record.user_ids),
-            "batch_request_keys": MetadataValue.json(record.keys),
-            "batch_submit_run_id": record.submit_run_id,
-            "batch_force": record.force,
-        }
-    if results_run_id:
-        metadata["batch_results_run_id"] = results_run_id
-    event = events.batch_ledger(record.month, metadata)
-    if isinstance(instance_or_context, DagsterInstance):
-        instance_or_context.report_runless_asset_event(event)
-    else:
-        instance_or_context.log_event(event)
-
-
-def fold_batches(records: list, known: dict[str, BatchRecord] | None = None) -> dict:
-    """Apply ledger entries (oldest first) to what is known of each batch."""
-    known = {} if known is None else known
-    for entry in records:
-        observation = entry.asset_observation
-        values = {k: v.value for k, v in (observation.metadata if observation else {}).items()}
-        name = values.get("batch_name")
-        if not name:
-            continue
-        record = known.get(name) or BatchRecord(name, entry.partition_key or "", "")
-        record.state = str(values.get("batch_state") or record.state)
-        record.progress = str(values.get("batch_progress") or record.progress)
-        record.closed = record.closed or bool(values.get("batch_closed"))
-        if "batch_user_ids" in values:
-            record.user_ids = [int(u) for u in values["batch_user_ids"]]
-            record.keys = [str(k) for k in values.get("batch_request_keys") or []]
-            record.submit_run_id = str(values.get("batch_submit_run_id") or "")
-            record.force = bool(values.get("batch_force"))
-        known[name] = record
-    return known
-
-
-def ledger_entries(instance: DagsterInstance, month: str | None = None, after: int | None = None):
-    """The ledger's entries (every observation of the asset, filtered by month), oldest first."""
-    records_filter = AssetRecordsFilter(
-        asset_key=AssetKey(COVERS_ASSET),
-        asset_partitions=[month] if month else None,
-        after_storage_id=after,
-    )
-    cursor = None
-    while True:
-        result = instance.fetch_observations(records_filter, 500, cursor, ascending=True)
-        yield from result.records
-        if not result.has_more:
-            return
-        cursor = result.cursor
-
-
-def month_batches(instance: DagsterInstance, month: str) -> dict[str, BatchRecord]:
-    return fold_batches(list(ledger_entries(instance, month)))
 
 
 def cancel_open_batches(instance, month: str, image_model: GeminiBatchImageModel) -> list[str]:
@@ -170,7 +83,9 @@ def plan_batch(
     cover_keys: CoverKeys,
     pending_covers: PendingCovers,
 ) -> tuple[Decision, str | None]:
-    """Submit the month's users that need a paid image, unless they already wait in a batch."""
+    """Submit the month's users that need a paid image, unless they already wait in a batch
+    (one recorded, or one an interrupted launch created without recording it)."""
+    _adopt_unrecorded_batches(context, month, model)
     waiting: set[int] = set()
     for record in month_batches(context.instance, month.key).values():
         if record.closed:
@@ -197,24 +112,57 @@ def plan_batch(
     if not requests:
         return (Decision.WAIT if waiting else Decision.DIRECT), None
     planned = [user_id for user_id in user_ids if user_id not in waiting]
-    job = model.submit(f"passport-covers-{month.key}-{context.run_id[:8]}", requests)
-    record = BatchRecord(
-        job.name,
+    intent = BatchIntent(
+        display_name(month.key, context.run_id),
         month.key,
-        job.state,
         planned,
         [key for key, _ in requests],
         context.run_id,
         force,
     )
-    # At once: a restart from here on finds the batch in the event log.
-    record_batch(context, record, job, first=True)
-    context.instance.add_run_tags(context.run_id, {BATCH_TAG: f"{job.name} {job.progress()}"})
+    record_intent(context, intent)  # before the create: a crash after it leaves a trace
+    job = model.submit(intent.display_name, requests)
+    _record_new_batch(context, intent, job)
     context.log.info(
         f"{month}: {len(requests)} of {len(planned)} users submitted as {job.name} "
         f"({job.state}); the sensor stores their covers when Gemini has answered"
     )
     return Decision.WAIT, None
+
+
+def _adopt_unrecorded_batches(
+    context: OpExecutionContext, month: Month, model: GeminiBatchImageModel
+) -> None:
+    """Record each batch an earlier launch created but never recorded (found by its display
+    name); settle the intents whose create never reached Gemini."""
+    for intent in open_intents(list(ledger_entries(context.instance, month.key))):
+        found = model.find(intent.display_name)
+        if not found:
+            context.log.info(f"{intent.display_name}: never created; nothing to adopt")
+            settle_intent(context, intent)
+            continue
+        for job in found:
+            context.log.warning(
+                f"{job.name} ({intent.display_name}) was created by run {intent.submit_run_id} "
+                f"but never recorded (the run stopped in between): adopting it, not paying for "
+                f"its {len(intent.keys)} users again"
+            )
+            _record_new_batch(context, intent, job)
+
+
+def _record_new_batch(context: OpExecutionContext, intent: BatchIntent, job: BatchJob) -> None:
+    record = BatchRecord(
+        job.name,
+        intent.month,
+        job.state,
+        intent.user_ids,
+        intent.keys,
+        intent.submit_run_id,
+        intent.force,
+        display_name=intent.display_name,
+    )
+    record_batch(context, record, job, first=True)
+    context.instance.add_run_tags(context.run_id, {BATCH_TAG: f"{job.name} {job.progress()}"})
 
 
 def results_tasks(
@@ -285,11 +233,13 @@ def batch_image(task: UserTask, model: ImageModel) -> GeneratedImage:
     except PermanentImageModelError as error:
         if error.refused:
             raise  # the user's outcome, as on the direct path (cover_step.py)
-        raise Failure(
-            f"user {task.user_id}: {error} ({error.reason}; in {slot.batch_name}). To try again: "
-            f"launch the month (a new batch), or at full price with run config {direct}",
-            metadata={"user_id": task.user_id, "reason": error.reason, "batch": slot.batch_name},
-            allow_retries=False,
+        # The step fails as a direct answer would (cover_step.py): an unusable answer counts
+        # toward the run's breaker, so a batch of garbage halts the results run.
+        raise PermanentImageModelError(
+            f"{error} ({error.reason}; in {slot.batch_name}). To try again: launch the month "
+            f"(a new batch), or at full price with run config {direct}",
+            reason=error.reason,
+            unusable_answer=error.unusable_answer,
         ) from None
 
 

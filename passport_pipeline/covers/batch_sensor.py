@@ -2,7 +2,7 @@
 results run, and cancel a month's batch when a run of the month is terminated.
 
 The poller's cursor holds the last ledger entry it has read (a storage id of the event log) and
-the open batches it knows; new batches come from the ledger (``batch.py``), so a daemon
+the open batches it knows; new batches come from the ledger (``batch_ledger.py``), so a daemon
 restarted while a batch is pending picks up where its last tick ended, and a batch recorded
 while the daemon was down is found on the first tick. A finished batch's results run is
 requested with the batch's name as ``run_key``: Dagster launches one run per key, however often
@@ -25,14 +25,13 @@ from dagster import (
     sensor,
 )
 
-from passport_pipeline.covers.batch import (
+from passport_pipeline.covers.batch import cancel_open_batches, results_run_config
+from passport_pipeline.covers.batch_ledger import (
     BATCH_TAG,
     BatchRecord,
-    cancel_open_batches,
     fold_batches,
     ledger_entries,
     record_batch,
-    results_run_config,
 )
 from passport_pipeline.covers.names import PARTITION_TAG, covers_run_status_sensor, is_covers_run
 from passport_pipeline.resources.gemini_batch import GeminiBatchImageModel

@@ -4,7 +4,7 @@ Dagster writes the month's materialization (``record_month``'s output) and its f
 Four observations add what Dagster cannot know: the month's planned total (``month_users``),
 a user's unusable model answer (the run's breaker, ``breaker.py``), a stopped run's counts (the
 stopped-month sensors, ``stopped.py``) and the month's Gemini batches (the batch ledger,
-``batch.py``).
+``batch_ledger.py``).
 """
 
 from __future__ import annotations
@@ -43,5 +43,5 @@ def stopped_run(month: str, run_id: str, label: str, counts: dict) -> AssetObser
 
 def batch_ledger(month: str, metadata: dict) -> AssetObservation:
     """A Gemini batch of the month: created (with its users), polled, or taken by its results
-    run (``batch.py`` writes and folds these entries)."""
+    run (``batch_ledger.py`` writes and folds these entries)."""
     return AssetObservation(asset_key=COVERS_ASSET, partition=month, metadata=metadata)

@@ -13,7 +13,7 @@ import time
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, RunsFilter
 
-from passport_pipeline.covers.batch import month_batches
+from passport_pipeline.covers.batch_ledger import month_batches
 from passport_pipeline.covers.names import COVERS_ASSET, PARTITION_TAG, is_covers_run, user_of_step
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.progress import (

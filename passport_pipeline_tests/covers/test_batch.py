@@ -4,6 +4,8 @@ which stores every answered user's cover. Gemini is the local fake, over HTTP.""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from dagster import (
     DagsterEventType,
@@ -14,7 +16,8 @@ from dagster import (
 )
 
 from passport_pipeline.covers.asset import build_covers_asset, covers_job
-from passport_pipeline.covers.batch import BATCH_TAG, cancel_open_batches, month_batches
+from passport_pipeline.covers.batch import cancel_open_batches
+from passport_pipeline.covers.batch_ledger import BATCH_TAG, month_batches
 from passport_pipeline.covers.batch_sensor import batch_sensors
 from passport_pipeline.covers.policies import cover_retry_policy
 from passport_pipeline.resources.gemini_batch import GeminiBatchImageModel
@@ -229,3 +232,63 @@ def test_a_launch_after_the_batch_ended_stores_its_results_without_a_new_batch(
     assert gemini.batches.paid_images() == {"batch": 4} and gemini.generate_requests == 0
     # The sensor, switched on later, finds the batch closed and launches nothing.
     assert not tick(instance, resources, None).run_requests
+
+
+def test_a_batch_created_but_never_recorded_is_adopted_not_paid_again(
+    gemini, resources, instance, sqlite_url
+):
+    # Gemini creates the batch but its answer never reaches the run (held past the client's
+    # deadline): the create is not sent again. The step's retry finds the batch by the
+    # intent's display name and adopts it.
+    hold = threading.Event()
+    hold.set()
+    gemini.batches.hold_create_answer = hold
+    impatient = {**resources, "image_model": batch_model(gemini, batch_timeout_s=1)}
+    try:
+        first = launch(impatient, instance)
+    finally:
+        hold.clear()
+    assert first.success
+    assert gemini.batches.calls["create"] == 1 and gemini.batches.calls["list"] >= 1
+    [name] = gemini.batches.names()
+    assert gemini.batches.batches[name].display_name == f"passport-covers-{MONTH}-{first.run_id}"
+    record = month_batches(instance, MONTH)[name]
+    assert record.user_ids == SUBMITTED and record.submit_run_id == first.run_id
+    # Adopted once: the next launch neither lists nor creates.
+    listed = gemini.batches.calls["list"]
+    assert launch(resources, instance).success
+    assert (gemini.batches.calls["create"], gemini.batches.calls["list"]) == (1, listed)
+
+    gemini.batches.finish(name)
+    assert launch(resources, instance).success  # the finished batch's results run
+    assert all(cover_urls(sqlite_url)[u] for u in SUBMITTED)
+    assert gemini.batches.paid_images() == {"batch": len(SUBMITTED)}
+    assert gemini.generate_requests == 0
+
+
+def test_a_create_that_never_reached_gemini_leaves_nothing_to_adopt(gemini, resources, instance):
+    gemini.batches.fail_next(400)  # the first create is refused: no batch exists
+    assert launch(resources, instance).success  # the step's retry settles it, submits anew
+    assert gemini.batches.calls["fault"] == 1 and gemini.batches.calls["create"] == 1
+    assert len(gemini.batches.names()) == 1 and gemini.batches.calls["list"] == 1
+    assert launch(resources, instance).success and gemini.batches.calls["list"] == 1
+
+
+def test_a_batch_of_unusable_answers_halts_its_results_run(gemini, sqlite_url, tmp_path, instance):
+    many = [UserRow(n, visits=[(1, october(3))]) for n in range(1, 15)]
+    write_dataset(sqlite_url, many)
+    resources = {
+        **local_resources_for(sqlite_url, tmp_path / "store"),
+        "image_model": batch_model(gemini),
+    }
+    gemini.script([Reply.corrupt_image()], endpoint="batch")
+    assert launch(resources, instance).success
+    [name] = gemini.batches.names()
+    gemini.batches.finish(name)
+    results = launch(resources, instance)
+    failures = list(step_failures(instance, results.run_id).values())
+    halted = [m for m in failures if "this run was halted" in m]
+    unusable = [m for m in failures if "INVALID_IMAGE" in m and name in m and m not in halted]
+    assert not results.success and len(failures) == 14
+    assert len(unusable) == 10 and len(halted) == 4  # the breaker's streak, then the halt
+    assert gemini.batches.paid_images() == {} and gemini.generate_requests == 0
