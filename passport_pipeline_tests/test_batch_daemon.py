@@ -5,6 +5,7 @@ polls it and launches the results run; PostgreSQL app database, the fake Gemini 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 import pytest
@@ -120,3 +121,34 @@ def test_an_operator_sees_and_cancels_a_pending_batch_from_the_shell(deployment,
     assert ledger_state(deployment, name) == "CANCELLED"
     # Until the sensor's results run takes it, the month names the cancelled batch.
     assert deployment.progress(MONTH)["batches"][name].startswith("CANCELLED")
+
+
+def test_a_run_killed_between_creating_its_batch_and_recording_it_pays_once(deployment, gemini):
+    # kill -9 of `dagster job execute` while Gemini holds its answer to the create: the batch
+    # exists at Gemini, the run never heard of it. The next launch adopts it.
+    hold = threading.Event()
+    hold.set()
+    gemini.batches.hold_create_answer = hold
+    killed = deployment.start(*deployment.month_command(MONTH))
+    try:
+        assert gemini.batches.created.wait(240), "the create never reached Gemini"
+    finally:
+        killed.kill()
+        killed.wait(timeout=60)
+        hold.clear()
+    [name] = gemini.batches.names()
+    with deployment.instance() as instance:
+        [dead] = instance.get_runs()
+        assert month_batches(instance, MONTH) == {}  # nothing recorded but the intent
+        instance.report_run_failed(dead)  # as run monitoring does for a dead run process
+
+    again = deployment.execute_month(MONTH)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert gemini.batches.names() == [name] and gemini.batches.calls["create"] == 1
+    with deployment.instance() as instance:
+        assert month_batches(instance, MONTH)[name].user_ids == [1, 2, 3]
+    gemini.batches.finish(name)
+    results = deployment.execute_month(MONTH)  # the finished batch's results run
+    assert results.returncode == 0, results.stdout + results.stderr
+    assert gemini.batches.paid_images() == {"batch": 3} and gemini.generate_requests == 0
+    assert deployment.progress(MONTH)["completed"] == 3

@@ -69,10 +69,13 @@ KEY_INVALID = {
 
 
 def google_error(code: int, message: str | None = None, details: Sequence[dict] = ()) -> dict:
-    """Google's documented error body."""
+    """Google's documented error body (``details`` left out when empty, as proto3 JSON does)."""
     status = STATUSES.get(code, "UNKNOWN")
     text = message or MESSAGES.get(code, status.replace("_", " ").lower())
-    return {"error": {"code": code, "message": text, "status": status, "details": list(details)}}
+    error: dict[str, Any] = {"code": code, "message": text, "status": status}
+    if details:
+        error["details"] = list(details)
+    return {"error": error}
 
 
 QUOTA_HELP = {
@@ -240,6 +243,7 @@ class RecordedRequest:
     body_bytes: int = 0  # the answer's length, decoded
     bytes_sent: int = 0  # how much of it was on the wire before the client hung up (or all)
     encoding: str = "identity"  # gzip when the answer went compressed
+    body: Any = None  # the request's JSON body, as the client sent it
 
 
 class FakeGemini:
@@ -469,6 +473,7 @@ class _Handler(BaseHTTPRequestHandler):
             body, prompt, ratio = None, "", None
         model, _, method = url.path.removeprefix("/v1beta/models/").partition(":")
         record = RecordedRequest(endpoint, model, prompt, ratio, key, time.monotonic())
+        record.body = body
         self._record = record  # a keep-alive handler serves many requests: this one's
         reply, outcome = fake.begin(record, url_key is not None), "error"
         try:
@@ -647,11 +652,12 @@ def _generate_answer(fake: FakeGemini, record: RecordedRequest, body: dict, repl
         answer["candidates"] = [{"content": content, "finishReason": "STOP", "index": 0}]
     total = prompt_tokens + output_tokens
     usage: dict[str, Any] = {
-        **{"promptTokenCount": prompt_tokens, "candidatesTokenCount": output_tokens},
+        "promptTokenCount": prompt_tokens,
         "totalTokenCount": total,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
     }
-    if output_tokens:
+    if output_tokens:  # left out when none, as proto3 JSON does
+        usage["candidatesTokenCount"] = output_tokens
         usage["candidatesTokensDetails"] = [{"modality": "IMAGE", "tokenCount": output_tokens}]
     answer["usageMetadata"] = usage
     return answer

@@ -69,6 +69,7 @@ class FakeBatches:
         # client killed in between never hears of its batch).
         self.hold_create_answer: threading.Event | None = None
         self.created = threading.Event()
+        self.create_bodies: list[dict] = []  # each create call's JSON body, as sent
         self.faults: list[int] = []  # HTTP statuses the next Batch API calls answer with
 
     # -- driven by the tests ---------------------------------------------------------------
@@ -247,6 +248,7 @@ def _create(handler: Any, batches: FakeBatches, path: str, raw: bytes) -> bool:
         handler._json(404, google_error(404, MESSAGES[404].format(model=model)), "error")
         return True
     try:
+        batches.create_bodies.append(json.loads(raw))
         batch = json.loads(raw)["batch"]
         config = batch["inputConfig"]
         if "fileName" in config:
