@@ -443,7 +443,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/_stats":  # the benchmark's view; not a Gemini endpoint
             self._json(200, self.server.fake.stats(), "stats")
             return
-        if serve_batch(self, "GET"):
+        if self._served_batch("GET"):
             return
         self._serve("get")
 
@@ -454,9 +454,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.fake.reset()
             self._json(200, {"reset": True}, "reset")
             return
-        if serve_batch(self, "POST"):
+        if self._served_batch("POST"):
             return
         self._serve("generate")
+
+    def _served_batch(self, method: str) -> bool:
+        try:
+            return serve_batch(self, method)
+        except (BrokenPipeError, ConnectionResetError):  # the client hung up mid-answer
+            self.close_connection = True
+            return True
 
     def _serve(self, endpoint: str) -> None:
         fake: FakeGemini = self.server.fake
