@@ -151,9 +151,8 @@ def main() -> None:
         server.join(timeout=30)
 
     lines = args.users
-    print(
-        f"results file: {lines} lines, {decoded / 1e6:,.0f} MB decoded, {on_wire / 1e6:,.0f} MB gzip"
-    )
+    sizes = f"{decoded / 1e6:,.0f} MB decoded, {on_wire / 1e6:,.0f} MB gzip"
+    print(f"results file: {lines} lines, {sizes}")
     print(f"new reader (answers()): {new_s:.1f} s, {new_s / lines * 1000:.1f} ms per line")
     old_per_line = old_cpu / args.old_lines
     print(
