@@ -38,17 +38,13 @@ def gemini() -> FakeGemini:
 
 
 @pytest.fixture
-def deployment(tmp_path, postgres_url, instance_url, gemini, executor) -> Deployment:
+def deployment(tmp_path, postgres_url, instance_url, gemini) -> Deployment:
     write_dataset(postgres_url, two_months_of_users(6))
-    deployment = Deployment.with_gemini(
+    return Deployment.with_gemini(
         tmp_path, postgres_url, gemini.base_url, API_KEY, instance_url=instance_url
     )
-    if executor is not None:
-        deployment.env["PASSPORT_EXECUTOR"] = executor
-    return deployment
 
 
-@pytest.mark.parametrize("executor", ["threads", "multiprocess"])
 def test_two_runs_at_once_never_exceed_the_pool(deployment, gemini, postgres_url):
     deployment.set_pool_limit(3)
     october_run = deployment.start(*deployment.month_command("2026-10"))
@@ -73,7 +69,6 @@ def test_a_new_pool_limit_applies_to_the_next_run_without_a_deploy(deployment, g
     assert gemini.max_in_flight == 5
 
 
-@pytest.mark.parametrize("executor", ["threads", "multiprocess"])
 def test_an_interrupted_run_gives_its_slots_back(deployment, gemini, postgres_url):
     deployment.set_pool_limit(2)
     gemini.latency_s = 120  # the first run's calls hang until the run is interrupted

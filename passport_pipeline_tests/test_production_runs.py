@@ -1,6 +1,6 @@
-"""Whole-job runs as operators run them: `dagster job execute` on the multiprocess executor,
-the PostgreSQL app database, and the production Gemini client talking HTTP to a local server
-that answers with Gemini's documented JSON."""
+"""Whole-job runs as operators run them: `dagster job execute` on the default executor, the
+PostgreSQL app database, and the production Gemini client talking HTTP to a local server that
+answers as Google's servers do (gzip, chunked, real-size images)."""
 
 from __future__ import annotations
 
@@ -38,17 +38,13 @@ def gemini() -> FakeGemini:
 
 
 @pytest.fixture
-def deployment(tmp_path, postgres_url, gemini, executor) -> Deployment:
+def deployment(tmp_path, postgres_url, gemini) -> Deployment:
     write_dataset(postgres_url, USERS)
-    deployment = Deployment.with_gemini(
+    return Deployment.with_gemini(
         tmp_path, postgres_url, gemini.base_url, API_KEY, PASSPORT_STEP_RETRY_DELAY_S="0.2"
     )
-    if executor is not None:
-        deployment.env["PASSPORT_EXECUTOR"] = executor
-    return deployment
 
 
-@pytest.mark.parametrize("executor", ["threads", "multiprocess"])
 def test_month_run_with_gemini_links_every_passport(deployment, gemini, postgres_url):
     completed = deployment.execute_month("2026-10")
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
@@ -219,7 +215,6 @@ ANSWERS = {
 }
 
 
-@pytest.mark.parametrize("executor", ["threads", "multiprocess"])
 def test_every_answer_class_behaves_as_documented_and_the_key_never_leaks(
     deployment, gemini, postgres_url
 ):
