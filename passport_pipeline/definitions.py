@@ -48,6 +48,10 @@ def image_model_for(settings: Settings) -> ImageModel:
             read_timeout_s=settings.gemini_read_timeout_s,
             request_deadline_s=settings.gemini_request_deadline_s,
             max_image_bytes=settings.max_image_bytes,
+            max_requests_per_minute=settings.gemini_max_requests_per_minute,
+            pacing=settings.gemini_pacing,
+            start_width=settings.gemini_start_width,
+            start_rate=settings.gemini_start_rate,
             **batch,
         )
     return LocalImageModel()

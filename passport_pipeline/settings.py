@@ -83,6 +83,11 @@ class Settings:
     # celery: the broker's and result backend's URLs may hold passwords, so only whether the
     # backend is set is kept here; the executor and the worker read them as EnvVar.
     celery_backend_in_env: bool = False
+    # The pace of paid calls across the deployment (resources/pacing.py).
+    gemini_max_requests_per_minute: float | None = None
+    gemini_pacing: bool = True
+    gemini_start_width: int = 4
+    gemini_start_rate: float = 60.0
 
     @property
     def local_store_root(self) -> Path:
@@ -177,6 +182,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             get("PASSPORT_BATCH_POLL_INTERVAL_S", "60"), "PASSPORT_BATCH_POLL_INTERVAL_S"
         ),
         celery_backend_in_env=get("PASSPORT_CELERY_BACKEND") is not None,
+        gemini_max_requests_per_minute=_positive_or_none(
+            get("GEMINI_MAX_REQUESTS_PER_MINUTE"), "GEMINI_MAX_REQUESTS_PER_MINUTE"
+        ),
+        gemini_pacing=_flag(get("GEMINI_PACING", "true"), "GEMINI_PACING"),
+        gemini_start_width=max(1, _integer(get("GEMINI_START_WIDTH", "4"), "GEMINI_START_WIDTH")),
+        gemini_start_rate=_positive_or_none(get("GEMINI_START_RATE", "60"), "GEMINI_START_RATE")
+        or 60.0,
     )
 
 
@@ -332,6 +344,15 @@ def _number(value: str, name: str) -> float:
         raise SettingsError(f"{name}={value!r} is not a number") from None
     if number < 0:
         raise SettingsError(f"{name} cannot be negative")
+    return number
+
+
+def _positive_or_none(value: str | None, name: str) -> float | None:
+    if value is None or not value.strip():
+        return None
+    number = _number(value, name)
+    if number <= 0:
+        raise SettingsError(f"{name} must be a positive number of requests a minute, not {value}")
     return number
 
 

@@ -40,8 +40,15 @@ def gemini() -> FakeGemini:
 @pytest.fixture
 def deployment(tmp_path, postgres_url, instance_url, gemini) -> Deployment:
     write_dataset(postgres_url, two_months_of_users(6))
+    # The pool is under test: runs start at its full width (the pace's slow start is
+    # resources/test_pacing.py's and test_breaker.py's).
     return Deployment.with_gemini(
-        tmp_path, postgres_url, gemini.base_url, API_KEY, instance_url=instance_url
+        tmp_path,
+        postgres_url,
+        gemini.base_url,
+        API_KEY,
+        instance_url=instance_url,
+        GEMINI_START_WIDTH="50",
     )
 
 

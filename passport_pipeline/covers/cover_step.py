@@ -78,7 +78,9 @@ def generate_cover(
                 if task.batch is not None:  # the answer of the month's Gemini batch, already paid
                     image = batch_image(task, image_model)
                 else:
-                    image = image_model.generate(request)
+                    # The halt is asked again right before each paid call: a step that
+                    # waited for the pace while the run halted calls nothing.
+                    image = image_model.generate(request, go_ahead=lambda: _stop_if_halted(context))
             except PermanentImageModelError as error:
                 if error.refused:
                     return _refused(context, task, error)

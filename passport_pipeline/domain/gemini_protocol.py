@@ -56,6 +56,8 @@ class Verdict:
     retry_delay_s: float | None = None  # the server's own RetryInfo.retryDelay
     status_code: int | None = None
     unusable: bool = False  # a 200 that is no usable image: asked again only UNUSABLE_RETRIES
+    rate_limited: bool = False  # a 429 for a per-minute (not a per-day) quota
+    quota_value: float | None = None  # that quota's value, as its QuotaFailure names it
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,14 @@ def classify_error(status_code: int, body: object, retry_after: str | None = Non
         )
         if delay is None and retry_after is not None:
             delay = parse_duration(f"{retry_after.strip()}s")
+        if status_code == 429:
+            return verdict(
+                True,
+                f"Gemini answered {said}",
+                retry_delay_s=delay,
+                rate_limited=True,
+                quota_value=_per_minute_quota(details),
+            )
         return verdict(True, f"Gemini answered {said}", retry_delay_s=delay)
     if info_reason in _HALTING_REASONS:
         return verdict(False, f"Gemini rejected the API key ({said})", halts_run=True)
@@ -289,6 +299,24 @@ def _is_daily_quota(details: list[Mapping[str, Any]], message: str) -> bool:
     if any(_PER_SHORTER.search(text) for text in named):
         return False
     return bool(_PER_DAY.search(message))
+
+
+def _per_minute_quota(details: list[Mapping[str, Any]]) -> float | None:
+    """The smallest per-minute quota value a QuotaFailure names (what the pace should not
+    exceed), or None."""
+    values = []
+    for detail in _typed(details, QUOTA_FAILURE, "violations"):
+        for violation in detail["violations"]:
+            if not isinstance(violation, Mapping):
+                continue
+            named = " ".join(str(violation.get(f, "")) for f in ("quotaId", "quotaMetric"))
+            try:
+                value = float(violation.get("quotaValue"))
+            except (TypeError, ValueError):
+                continue
+            if re.search(r"per[\s_-]?minute", named, re.IGNORECASE) and value > 0:
+                values.append(value)
+    return min(values, default=None)
 
 
 def _decode_base64(data: str) -> bytes:

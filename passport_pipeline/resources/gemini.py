@@ -23,6 +23,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -43,6 +44,7 @@ from tenacity import (
 from passport_pipeline.domain import gemini_protocol as protocol
 from passport_pipeline.domain.gemini_protocol import GeminiImage, Verdict
 from passport_pipeline.domain.images import DEFAULT_MAX_IMAGE_BYTES
+from passport_pipeline.domain.pacing import START_RATE, START_WIDTH
 from passport_pipeline.domain.records import CoverRequest, GeneratedImage
 from passport_pipeline.execution import stop_signal
 from passport_pipeline.resources.http_body import (
@@ -56,6 +58,12 @@ from passport_pipeline.resources.image_model import (
     LocalImageModel,
     PermanentImageModelError,
     TransientImageModelError,
+)
+from passport_pipeline.resources.pacing import (
+    Outcome,
+    Pacer,
+    PacingStore,
+    instance_database_url,
 )
 
 log = logging.getLogger(__name__)
@@ -96,8 +104,31 @@ class GeminiImageModel(ImageModel):
     max_backoff_s: float = 60
     max_retry_delay_s: float = Field(default=120, description="Cap on the server's retryDelay.")
     fallback_to_local: bool = False
+    max_requests_per_minute: float | None = Field(
+        default=None,
+        description="GEMINI_MAX_REQUESTS_PER_MINUTE: the deployment's ceiling (None: Google's "
+        "429s teach it); `python -m passport_pipeline.cli.quota set N` changes it live.",
+    )
+    pacing: bool = Field(
+        default=True,
+        description="Pace paid calls across the deployment (rate and width, resources/pacing.py).",
+    )
+    start_rate: float = Field(
+        default=START_RATE,
+        description="GEMINI_START_RATE: a new deployment's requests a minute while no limit is "
+        "set and Google has not yet answered 429 (it grows with usable answers).",
+    )
+    start_width: int = Field(
+        default=START_WIDTH,
+        description="GEMINI_START_WIDTH: a run's model calls in flight at first; one more with "
+        "each usable answer (a broken model is paid a few calls at a time).",
+    )
 
     _session: requests.Session | None = PrivateAttr(default=None)
+    _pacer: Pacer | None = PrivateAttr(default=None)
+    # Every wait (a retry's backoff, the pace) goes through ``_wait``: a stop cuts it short;
+    # a test puts a clock of its own here (anything with ``sleep(seconds)``).
+    _clock: Any = PrivateAttr(default=None)
 
     def step_modules(self) -> tuple[str, ...]:
         return ("passport_pipeline.resources.gemini", "requests", "tenacity")
@@ -117,12 +148,14 @@ class GeminiImageModel(ImageModel):
                 verdict.message, reason=verdict.reason, halts_run=True
             ) from None
 
-    def generate(self, request: CoverRequest) -> GeneratedImage:
+    def generate(
+        self, request: CoverRequest, go_ahead: Callable[[], None] | None = None
+    ) -> GeneratedImage:
         started = time.monotonic()
         body = protocol.build_generate_body(request.prompt, self.aspect_ratio)
         try:
             image, attempts = self._call_with_retries(
-                "POST", f"models/{self.model}:generateContent", body
+                "POST", f"models/{self.model}:generateContent", body, go_ahead
             )
         except _AttemptFailed as failed:
             verdict = failed.verdict
@@ -169,15 +202,33 @@ class GeminiImageModel(ImageModel):
             info=image.info,
         )
 
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        # Paced where the instance keeps its pools: every run and machine of the deployment.
+        if self.pacing and context.instance is not None:
+            store = PacingStore(
+                instance_database_url(context.instance), start_rate=max(1.0, self.start_rate)
+            )
+            scope = context.run_id or "outside-a-run"
+            self._pacer = Pacer(
+                store, scope, self.max_requests_per_minute, self._wait, max(1, self.start_width)
+            )
+
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._session is not None:
             self._session.close()
             self._session = None
+        if self._pacer is not None:
+            self._pacer.store.dispose()
+            self._pacer = None
 
     # -- internals -------------------------------------------------------------------------
 
     def _call_with_retries(
-        self, method: str, path: str, body: dict[str, Any] | None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        go_ahead: Callable[[], None] | None = None,
     ) -> tuple[GeminiImage | dict, int]:
         """One call, retried by tenacity while the verdict is transient: (answer, attempts)."""
         # Exponential backoff plus up to one initial backoff of jitter. (Composed, because
@@ -214,14 +265,31 @@ class GeminiImageModel(ImageModel):
             # No paid call starts once the thread executor's run is stopping (an attempt in
             # flight when the stop came finishes).
             stop_signal.raise_if_stopped()
+            pacer = self._pacer if body is not None else None
+            call_id = pacer.call() if pacer is not None else None
+            try:  # the pace's wait may have been long: still wanted?
+                stop_signal.raise_if_stopped()
+                if go_ahead is not None:
+                    go_ahead()
+            except BaseException:
+                if pacer is not None and call_id is not None:
+                    pacer.cancel(call_id)  # never sent: not a paid call
+                raise
             count += 1
+            outcome, quota_value = Outcome.OTHER, None
             try:
-                return self._call_once(method, path, body)
+                answer = self._call_once(method, path, body)
+                outcome = Outcome.USABLE
+                return answer
             except _AttemptFailed as failed:
                 failed.attempts = count
                 unusable.extend([failed.verdict] if failed.verdict.unusable else [])
                 failed.first_unusable = unusable[0] if unusable else None
+                outcome, quota_value = _pace_outcome(failed.verdict), failed.verdict.quota_value
                 raise
+            finally:
+                if pacer is not None and call_id is not None:
+                    pacer.done(call_id, outcome, quota_value)
 
         retrying = Retrying(
             stop=stop_after_attempt(max(1, self.max_attempts)),
@@ -233,10 +301,19 @@ class GeminiImageModel(ImageModel):
                 )
             ),
             before_sleep=before_sleep,
-            sleep=stop_signal.sleep,
+            sleep=self._wait,
             reraise=True,
         )
-        return retrying(attempt), count
+        pacer = self._pacer if body is not None else None  # the preflight is free
+        if pacer is None:
+            return retrying(attempt), count
+        # A place in the run's width for this user, held across all its attempts: a broken
+        # model's answers end users (and so halt the run) before more users are asked.
+        place = pacer.enter()
+        try:
+            return retrying(attempt), count
+        finally:
+            pacer.leave(place)
 
     def _call_once(self, method: str, path: str, body: dict[str, Any] | None) -> GeminiImage | dict:
         key = self.api_key.strip()  # a trailing newline from a secrets file is harmless
@@ -283,6 +360,12 @@ class GeminiImageModel(ImageModel):
             raise self._failure(answer)
         return answer
 
+    def _wait(self, seconds: float) -> None:
+        if self._clock is not None:
+            self._clock.sleep(seconds)
+        else:
+            stop_signal.sleep(seconds)
+
     def _failure(self, verdict: Verdict) -> _AttemptFailed:
         """The verdict as an exception, the key scrubbed from what the server said."""
         message, reason = verdict.message, verdict.reason
@@ -313,3 +396,13 @@ class GeminiImageModel(ImageModel):
                 session.mount("http://", adapter)
                 self._session = session
             return self._session
+
+
+def _pace_outcome(verdict: Verdict) -> Outcome:
+    """How an attempt that gave no image moves the pace: a per-minute 429 slows it; a refusal
+    is a working model's answer; anything else leaves it."""
+    if verdict.rate_limited:
+        return Outcome.RATE_LIMITED
+    if verdict.status_code == 200 and not verdict.unusable:
+        return Outcome.USABLE
+    return Outcome.OTHER

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from dagster import ConfigurableResource
 
@@ -54,7 +55,11 @@ class ImageModel(ConfigurableResource):
         """Modules a cover step imports only when it first calls this model (see executor.py)."""
         return ()
 
-    def generate(self, request: CoverRequest) -> GeneratedImage:
+    def generate(
+        self, request: CoverRequest, go_ahead: Callable[[], None] | None = None
+    ) -> GeneratedImage:
+        """The cover for ``request``. ``go_ahead`` is asked right before each paid call (after
+        any wait for the pace): it raises to call no more (a halted run)."""
         raise NotImplementedError
 
 
@@ -67,7 +72,9 @@ class LocalImageModel(ImageModel):
     def step_modules(self) -> tuple[str, ...]:
         return ("passport_pipeline.render.cover",)
 
-    def generate(self, request: CoverRequest) -> GeneratedImage:
+    def generate(
+        self, request: CoverRequest, go_ahead: Callable[[], None] | None = None
+    ) -> GeneratedImage:
         # Imported here so that a Gemini-only deployment's steps never load the renderer.
         from passport_pipeline.render.cover import render_cover
 

@@ -68,3 +68,39 @@ def claim_race(storage: Storage, claimers: int, trials: int, limit: int) -> list
                 process.kill()
         event_log.dispose()
     return claimed
+
+
+def _pace_racer(url: str, index: int, limit: float, start, results) -> None:
+    from passport_pipeline.resources.pacing import PacingStore
+
+    store = PacingStore(url)
+    start.wait()
+    call_id, _ = store.try_start(f"run-{index}", limit)  # each its own run: the rate decides
+    results.put(call_id is not None)
+    store.dispose()
+
+
+def pace_race(url: str, racers: int, limit: float) -> int:
+    """How many of ``racers`` processes, asking the pace store at ``url`` for one start at the
+    same instant (each for a run of its own), were let through under ``limit`` a minute."""
+    from passport_pipeline.resources.pacing import PacingStore
+
+    store = PacingStore(url)
+    store.report(limit)  # the tables exist before the race
+    store.dispose()
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(racers + 1), context.Queue()
+    processes = [
+        context.Process(target=_pace_racer, args=(url, index, limit, start, results))
+        for index in range(racers)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        start.wait(timeout=120)
+        return sum(results.get(timeout=120) for _ in range(racers))
+    finally:
+        for process in processes:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()

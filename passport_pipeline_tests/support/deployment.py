@@ -69,6 +69,10 @@ class Deployment:
             DAGSTER_HOME=str(dagster_home),
             PASSPORT_HOME=str(root / "home"),
             PASSPORT_KEY_SECRET=TEST_KEY_SECRET,
+            # A fresh deployment's pace starts at a start a second: the fake answers at once,
+            # so the tests start it at a thousand a second (the pace itself is
+            # resources/test_pacing.py's, the slow start's width test_breaker.py's).
+            GEMINI_START_RATE="60000",
         )
         env.update(variables)
         return cls(root, env)

@@ -38,6 +38,7 @@ from passport_pipeline_tests.support import google_wire as wire
 
 # The Batch API (batches, files); that module imports this one only inside its functions.
 from passport_pipeline_tests.support.fake_gemini_batch import FakeBatches, serve_batch
+from passport_pipeline_tests.support.fake_quotas import Quotas, retry_delay
 
 DEFAULT_MODEL = "gemini-2.5-flash-image"
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
@@ -100,10 +101,15 @@ def quota_violation(window: str, model: str = DEFAULT_MODEL, value: int = 10) ->
     }
 
 
-def quota_details(windows: Sequence[str], retry_delay: str | None) -> list[dict]:
-    """A 429's details as Google sends them: QuotaFailure (one violation per window hit),
-    Help, and RetryInfo unless ``retry_delay`` is None."""
-    violations = [quota_violation(window) for window in windows]
+def quota_details(
+    windows: Sequence[str], retry_delay: str | None, values: Sequence[int] = ()
+) -> list[dict]:
+    """A 429's details as Google sends them: QuotaFailure (one violation per window hit, with
+    the quota's value), Help, and RetryInfo unless ``retry_delay`` is None."""
+    values = list(values) or [10] * len(windows)
+    violations = [
+        quota_violation(window, value=v) for window, v in zip(windows, values, strict=True)
+    ]
     details = [{"@type": RPC + "QuotaFailure", "violations": violations}, QUOTA_HELP]
     if retry_delay is not None:
         details.append({"@type": RPC + "RetryInfo", "retryDelay": retry_delay})
@@ -134,6 +140,14 @@ class Reply:
     def rate_limited(cls, retry_delay: str | None = "1s") -> Reply:
         """429 for a per-minute quota, with RetryInfo.retryDelay unless None."""
         return cls.error(429, details=quota_details([PER_MINUTE], retry_delay))
+
+    @classmethod
+    def quota(cls, window: str, value: int, retry_s: float) -> Reply:
+        """What ``Quotas`` answers for a request over ``window``'s quota of ``value``."""
+        windows, values = ([PER_DAY, PER_MINUTE], [value, 10]) if window == PER_DAY else (
+            [PER_MINUTE], [value])  # fmt: skip
+        details = quota_details(windows, retry_delay(retry_s), values)
+        return cls.error(429, details=details)
 
     @classmethod
     def daily_quota(cls, retry_delay: str | None = "17s") -> Reply:
@@ -273,6 +287,7 @@ class FakeGemini:
         self.answer_when_in_flight = 0
         self.gather_timeout_s = 10.0
         self.rules: list[Rule] = []
+        self.quotas: Quotas | None = None  # Google's per-minute and per-day windows
         self.lock = threading.Lock()
         self.gathered = threading.Condition(self.lock)
         self.stopping = threading.Event()
@@ -405,6 +420,11 @@ class FakeGemini:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 self.gathered.notify_all()
+                refused = self.quotas.admit() if self.quotas is not None else None
+                if refused is not None:  # quota first, as Google checks it before the model
+                    record.rule = f"quota {refused[0]}"
+                    self.rule_counts[record.rule] += 1
+                    return Reply.quota(*refused)
             for rule in self.rules:
                 if rule.matches(record.endpoint, record.prompt):
                     self.rule_counts[rule.name] += 1
