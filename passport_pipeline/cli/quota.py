@@ -29,13 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="show as JSON")
     args = parser.parse_args(argv)
     try:
-        env_limit = load_settings().gemini_max_requests_per_minute
+        settings = load_settings()
+        env_limit = settings.gemini_max_requests_per_minute
         limit = _limit(args.limit) if args.action == "set" else None
     except (SettingsError, ValueError) as error:
         print(f"passport quota: {error}", file=sys.stderr)
         return 2
     with DagsterInstance.get() as instance:
-        store = PacingStore(instance_database_url(instance))
+        store = PacingStore(instance_database_url(instance), start_rate=settings.gemini_start_rate)
         try:
             if args.action == "set":
                 print(f"limit set: {store.set_limit(limit).describe()}")
@@ -60,7 +61,10 @@ def _limit(text: str | None) -> float | None:
         raise ValueError("set needs a number of requests a minute, or none")
     if text.strip().lower() == "none":
         return None
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of requests a minute (or none)") from None
     if value <= 0:
         raise ValueError(f"the limit must be a positive number of requests a minute, not {text}")
     return value

@@ -1,0 +1,71 @@
+"""The operator's live change of the pace, from the shell, and a month that keeps it: the
+requests' arrivals are timed at the fake Gemini (a sqlite instance, as `make dev` has)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+
+import pytest
+
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.deployment import Deployment
+from passport_pipeline_tests.support.fake_gemini import FakeGemini
+
+API_KEY = "AIzaTEST-quota-key-0000000000000"
+QUOTA = [sys.executable, "-m", "passport_pipeline.cli.quota"]
+
+
+@pytest.fixture
+def gemini():
+    with FakeGemini(api_keys=[API_KEY]) as server:
+        yield server
+
+
+@pytest.fixture
+def deployment(tmp_path, sqlite_url, gemini) -> Deployment:
+    write_dataset(sqlite_url, [UserRow(i, visits=[(1, october(9))]) for i in range(1, 6)])
+    return Deployment.with_gemini(tmp_path, sqlite_url, gemini.base_url, API_KEY)
+
+
+def quota(deployment: Deployment, *args: str):
+    return deployment.run(*QUOTA, *args)
+
+
+def test_a_limit_set_from_the_shell_spaces_the_next_months_requests(deployment, gemini):
+    shown = quota(deployment, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["pace"]["limit"] is None
+
+    changed = quota(deployment, "set", "30")
+    assert changed.returncode == 0, changed.stderr
+    assert "limit set: 30/min (limit 30)" in changed.stdout
+    assert json.loads(quota(deployment, "--json").stdout)["pace"]["limit"] == 30
+
+    month = deployment.execute_month("2026-10")
+    assert month.returncode == 0, month.stdout[-3000:]
+    assert all(cover_urls(deployment.env["PASSPORT_DATABASE_URL"]).values())
+    arrivals = sorted(record.start for record in gemini.records if record.endpoint == "generate")
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert len(arrivals) == 5 and min(gaps) >= 60 / 30 * 0.99  # never two within 2 s
+
+    after = json.loads(quota(deployment, "--json").stdout)
+    assert after["started_last_minute"] == 5 and after["in_flight"] == 0
+    cleared = quota(deployment, "clear")
+    assert cleared.returncode == 0 and "limit from the environment" in cleared.stdout
+    assert json.loads(quota(deployment, "--json").stdout)["pace"]["limit"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["set", "0"], "must be a positive number"),
+        (["set", "fast"], "'fast' is not a number of requests a minute"),
+        (["set"], "set needs a number"),
+    ],
+)
+def test_bad_input_is_refused_with_one_clear_line_and_changes_nothing(deployment, args, said):
+    refused = quota(deployment, *args)
+    assert refused.returncode == 2 and said in refused.stderr
+    assert json.loads(quota(deployment, "--json").stdout)["pace"]["limit"] is None
