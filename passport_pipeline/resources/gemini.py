@@ -208,7 +208,7 @@ class GeminiImageModel(ImageModel):
             store = PacingStore(
                 instance_database_url(context.instance), start_rate=max(1.0, self.start_rate)
             )
-            scope = context.run_id or "outside-a-run"
+            scope = context.run.run_id if context.run is not None else "outside-a-run"
             self._pacer = Pacer(
                 store, scope, self.max_requests_per_minute, self._wait, max(1, self.start_width)
             )

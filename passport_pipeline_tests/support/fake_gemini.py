@@ -403,6 +403,9 @@ class FakeGemini:
                 "in_flight": self.in_flight,
                 "max_in_flight": self.max_in_flight,
                 "outcomes": dict(Counter(r.outcome for r in generate)),
+                "rejected_by_quota": dict(
+                    Counter(r.rule for r in generate if r.rule and r.rule.startswith("quota"))
+                ),
                 "intervals": [[r.start, r.end] for r in generate],
                 "monotonic_now": time.monotonic(),
                 "time_now": time.time(),
@@ -710,6 +713,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", action="append", default=None, help="known model(s)")
     parser.add_argument("--image-format", default="png", choices=["png", "jpeg", "webp"])
     parser.add_argument("--request-queue-size", type=int, default=1024)
+    parser.add_argument("--quota-per-minute", type=int, default=None, help="Google's window")
+    parser.add_argument("--quota-per-day", type=int, default=None)
+    parser.add_argument("--garbage", action="store_true", help="every image is unusable")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -724,6 +730,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         request_queue_size=args.request_queue_size,
         port=args.port,
     )
+    if args.quota_per_minute or args.quota_per_day:
+        server.quotas = Quotas(per_minute=args.quota_per_minute, per_day=args.quota_per_day)
+    if args.garbage:
+        server.script([Reply.corrupt_image()])
     with server:
         wire.image_base64(args.image_format, "3:4")  # draw the usual image before traffic
         print(server.base_url, flush=True)
