@@ -210,7 +210,12 @@ class GeminiImageModel(ImageModel):
             )
             scope = context.run.run_id if context.run is not None else "outside-a-run"
             self._pacer = Pacer(
-                store, scope, self.max_requests_per_minute, self._wait, max(1, self.start_width)
+                store,
+                scope,
+                self.max_requests_per_minute,
+                self._wait,
+                max(1, self.start_width),
+                check=stop_signal.raise_if_stopped,  # a stopped run waits for nothing
             )
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
@@ -272,7 +277,7 @@ class GeminiImageModel(ImageModel):
                 if go_ahead is not None:
                     go_ahead()
             except BaseException:
-                if pacer is not None and call_id is not None:
+                if call_id is not None:
                     pacer.cancel(call_id)  # never sent: not a paid call
                 raise
             count += 1
@@ -288,7 +293,7 @@ class GeminiImageModel(ImageModel):
                 outcome, quota_value = _pace_outcome(failed.verdict), failed.verdict.quota_value
                 raise
             finally:
-                if pacer is not None and call_id is not None:
+                if call_id is not None:
                     pacer.done(call_id, outcome, quota_value)
 
         retrying = Retrying(

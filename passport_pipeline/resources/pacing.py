@@ -279,15 +279,18 @@ class Pacer:
         store: PacingStore,
         scope: str,
         env_limit: float | None,
-        sleep,
+        sleep: Callable[[float], None],
         start_width: int = pacing.START_WIDTH,
+        check: Callable[[], None] = lambda: None,
     ):
         self.store, self.scope, self.env_limit, self._sleep = store, scope, env_limit, sleep
         self.start_width = start_width
+        self._check = check  # raises to stop waiting (the run was stopped)
 
     def enter(self) -> int:
         """Wait (stop-aware, via ``sleep``) for a place in the run's width; the place's id."""
         while (place := self.store.try_enter(self.scope, self.env_limit, self.start_width)) is None:
+            self._check()
             self._sleep(POLL_S)
         return place
 
@@ -300,6 +303,7 @@ class Pacer:
             call_id, wait = self.store.try_start(self.scope, self.env_limit)
             if call_id is not None:
                 return call_id
+            self._check()
             self._sleep(min(wait, 5.0))
 
     def cancel(self, call_id: int) -> None:

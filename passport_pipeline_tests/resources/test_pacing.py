@@ -10,11 +10,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from dagster import instance_for_test
+from dagster import DagsterExecutionInterruptedError, instance_for_test
 
 from passport_pipeline.domain import pacing
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.records import CoverRequest
+from passport_pipeline.execution import stop_signal
 from passport_pipeline.resources.gemini import GeminiImageModel
 from passport_pipeline.resources.pacing import (
     Outcome,
@@ -163,4 +164,29 @@ def test_a_refusal_counts_as_a_working_model_and_garbage_does_not(store_url) -> 
                 model.generate(request(n))
     # 1 refusal widened; 2 unusable answers did not.
     assert store.report(None).widths["run-r"] == pacing.START_WIDTH + 1
+    store.dispose()
+
+
+def test_a_stopped_run_waits_for_no_place(store_url) -> None:
+    # A run stopped (Ctrl-C, Terminate) while its steps wait for the width ends their wait.
+    store = PacingStore(store_url, Clock())
+    held = [store.try_enter("run-s", None, start_width=1)]
+    assert held[0] is not None
+    outcome: list[BaseException] = []
+
+    def step() -> None:
+        stop = threading.Event()
+        stop.set()
+        stop_signal.carry(stop)
+        pacer = Pacer(store, "run-s", None, stop_signal.sleep, 1, stop_signal.raise_if_stopped)
+        try:
+            pacer.enter()
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=step)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert [type(e) for e in outcome] == [DagsterExecutionInterruptedError]
     store.dispose()
