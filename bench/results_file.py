@@ -5,9 +5,10 @@
 The fake Gemini runs in its own process (its memory and CPU count on neither side) with one
 SUCCEEDED batch of N users whose answers are a results file of real-size lines (one 1.7 MB PNG,
 2.3 MB of base64, per line), sent as Google sends it: gzip, chunked. This process records the
-batch in a fresh instance's ledger, as the submitting run would have, and runs the month's
-results run in process on the local store (sqlite): ``month_users`` reads the file and fans out
-one step per user; each step decodes, checks and stores its cover.
+batch in a fresh deployment's ledger (sqlite instance), as the submitting run would have, and
+launches the month's results run as the sensor would, with `dagster job execute` (threads, the
+local store, a sqlite app database): ``month_users`` reads the file and fans out one step per
+user; each step decodes, checks and stores its cover.
 
 Printed, all measured in this one run:
 - the file's size (decoded and on the wire);
@@ -16,7 +17,7 @@ Printed, all measured in this one run:
   lines only (it is quadratic in the line's length: the whole file would take most of an
   hour), and its per-line cost beside the new reader's;
 - the results run: ``month_users`` from STEP_START to STEP_SUCCESS (target ≤ 60 s for 1,000
-  users), the whole run, covers stored, and this process's peak RSS (target < 500 MB).
+  users), the whole run, covers stored, and the run process's peak RSS (target < 500 MB).
 """
 
 from __future__ import annotations
@@ -31,16 +32,13 @@ from pathlib import Path
 import requests
 from dagster import DagsterEventType, DagsterInstance
 
-from passport_pipeline.covers.asset import build_covers_asset
 from passport_pipeline.covers.batch import results_run_config
 from passport_pipeline.covers.batch_ledger import BatchRecord, record_batch
-from passport_pipeline.covers.policies import cover_retry_policy
 from passport_pipeline.domain.batch_protocol import user_key
 from passport_pipeline.domain.gemini_protocol import build_generate_body
 from passport_pipeline.resources.gemini_batch import GeminiBatchImageModel
-from passport_pipeline_tests.conftest import local_resources_for
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
-from passport_pipeline_tests.support.launch import materialize_month
+from passport_pipeline_tests.support.deployment import Deployment
 
 MONTH = "2026-10"
 KEY = "bench-key"
@@ -125,27 +123,31 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             db_url = f"sqlite:///{root / 'app.sqlite3'}"
-            users = [UserRow(u, visits=[(1 + u % 5, october(1 + u % 28))]) for u in keys_ids(keys)]
+            user_ids = keys_ids(keys)
+            users = [UserRow(u, visits=[(1 + u % 5, october(1 + u % 28))]) for u in user_ids]
             write_dataset(db_url, users)
-            resources = {**local_resources_for(db_url, root / "store"), "image_model": model}
-            (root / "dagster").mkdir()
-            (root / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-            with DagsterInstance.local_temp(str(root / "dagster")) as instance:
-                user_ids = keys_ids(keys)
-                record = BatchRecord(name, MONTH, "SUCCEEDED", user_ids, keys, "bench-submit")
+            deployment = Deployment.create(
+                root,
+                PASSPORT_DATABASE_URL=db_url,
+                PASSPORT_IMAGE_MODEL="gemini-batch",
+                GEMINI_BASE_URL=base_url,
+                GEMINI_API_KEY=KEY,
+            )
+            record = BatchRecord(name, MONTH, "SUCCEEDED", user_ids, keys, "bench-submit")
+            with deployment.instance() as instance:
                 record_batch(instance, record, job, first=True)
-                run_started = time.monotonic()
-                result = materialize_month(
-                    build_covers_asset(cover_retry_policy(delay_s=0.05)),
-                    resources,
-                    instance,
-                    MONTH,
-                    results_run_config(record),
-                )
-                run_s = time.monotonic() - run_started
-                month_users_s = step_seconds(instance, result.run_id, "passport_covers.month_users")
+            run_started = time.monotonic()
+            completed = deployment.run(
+                *deployment.month_command(MONTH, results_run_config(record)), timeout=3600
+            )
+            run_s = time.monotonic() - run_started
+            with deployment.instance() as instance:
+                [run] = instance.get_runs(limit=1)
+                month_users_s = step_seconds(instance, run.run_id, "passport_covers.month_users")
+            succeeded = completed.returncode == 0
             covered = sum(1 for url in cover_urls(db_url).values() if url)
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # The largest of the children's peaks: the run process (the launcher's own is small).
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     finally:
         stop.set()
         server.join(timeout=30)
@@ -162,11 +164,11 @@ def main() -> None:
     )
     print(f"old / new per line: {old_per_line / (new_s / lines):.0f}x")
     print(
-        f"results run: {'succeeded' if result.success else 'FAILED'}, {covered} covers stored, "
+        f"results run: {'succeeded' if succeeded else 'FAILED'}, {covered} covers stored, "
         f"{run_s:.1f} s in all; month_users {month_users_s:.1f} s (target <= 60 s: "
         f"{'met' if month_users_s <= 60 else 'MISSED'})"
     )
-    print(f"peak RSS of this process: {peak_mb:.0f} MB (target < 500 MB: "
+    print(f"peak RSS of the run process: {peak_mb:.0f} MB (target < 500 MB: "
           f"{'met' if peak_mb < 500 else 'MISSED'})")  # fmt: skip
 
 
