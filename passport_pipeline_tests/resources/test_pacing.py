@@ -24,6 +24,7 @@ from passport_pipeline.resources.pacing import (
     instance_database_url,
 )
 from passport_pipeline_tests.support.claimers import pace_race
+from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
 from passport_pipeline_tests.support.fake_quotas import Quotas
 from passport_pipeline_tests.support.postgres import database_url, fresh_postgres_database
@@ -189,4 +190,16 @@ def test_a_stopped_run_waits_for_no_place(store_url) -> None:
     thread.join(timeout=30)
     assert not thread.is_alive()
     assert [type(e) for e in outcome] == [DagsterExecutionInterruptedError]
+    store.dispose()
+
+
+@pytest.mark.postgres
+def test_the_production_instance_keeps_the_pace_in_its_postgresql(tmp_path, instance_url) -> None:
+    deployment = Deployment.create(tmp_path, instance_url)
+    with deployment.instance() as instance:
+        url = instance_database_url(instance)
+    assert url.startswith("postgresql+psycopg2://")
+    assert url.rsplit("/", 1)[-1] == instance_url.rsplit("/", 1)[-1]
+    store = PacingStore(url)
+    assert store.set_limit(12).allowed == 12  # the tables live there, beside the pool's
     store.dispose()
