@@ -16,7 +16,7 @@ threads hold handler locks). Steps here take their log manager from the run's wi
 ``for_step`` (``with_tags``), which builds no handler: dictConfig runs once per run, in the run's
 thread, before any step thread exists.
 
-Stopping: a thread cannot be killed, nor safely interrupted (``execution/stop_signal.py`` says
+Stopping: a thread cannot be killed, nor safely interrupted (``stop_signal.py`` says
 why). On Ctrl-C or Terminate the executor stops launching steps and sets the run's stop event:
 no step starts a new paid call, a call in flight finishes and its cover is stored (bounded by the
 client's per-attempt deadline), and a step that would have called the model ends canceled
@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from dagster import DagsterEvent, DagsterExecutionInterruptedError, Executor
 from dagster_shared.error import SerializableErrorInfo
 
+from passport_pipeline import stop_signal
 from passport_pipeline.dagster_internals import (
     ExecuteRunWithPlanIterable,
     InstanceConcurrencyContext,
@@ -45,7 +46,6 @@ from passport_pipeline.dagster_internals import (
     confine_step_logs_to_this_thread,
     dagster_event_sequence_for_step,
 )
-from passport_pipeline.execution import stop_signal
 
 # The longest the run thread waits for a step event before it looks for a stop request.
 POLL_S = 0.5

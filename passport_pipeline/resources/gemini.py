@@ -41,12 +41,12 @@ from tenacity import (
     wait_random,
 )
 
+from passport_pipeline import stop_signal
 from passport_pipeline.domain import gemini_protocol as protocol
 from passport_pipeline.domain.gemini_protocol import GeminiImage, Verdict
 from passport_pipeline.domain.images import DEFAULT_MAX_IMAGE_BYTES
 from passport_pipeline.domain.pacing import START_RATE, START_WIDTH
 from passport_pipeline.domain.records import CoverRequest, GeneratedImage
-from passport_pipeline.execution import stop_signal
 from passport_pipeline.resources.http_body import (
     BodyDeadlineExceeded,
     BodyTooLarge,

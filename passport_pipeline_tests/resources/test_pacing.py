@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 from dagster import DagsterExecutionInterruptedError, instance_for_test
 
+from passport_pipeline import stop_signal
 from passport_pipeline.domain import pacing
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.records import CoverRequest
-from passport_pipeline.execution import stop_signal
 from passport_pipeline.resources.gemini import GeminiImageModel
 from passport_pipeline.resources.pacing import (
     Outcome,

@@ -5,7 +5,7 @@ import time
 
 from dagster import DagsterExecutionInterruptedError
 
-from passport_pipeline.execution import stop_signal
+from passport_pipeline import stop_signal
 
 
 def in_a_thread(target) -> object:
