@@ -24,10 +24,9 @@ from passport_pipeline.covers.batch_sensor import batch_sensors
 from passport_pipeline.covers.policies import cover_retry_policy
 from passport_pipeline.resources.gemini import GeminiImageModel
 from passport_pipeline.resources.gemini_batch import GeminiBatchImageModel
-from passport_pipeline_tests.conftest import local_resources_for
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
-from passport_pipeline_tests.support.launch import materialize_month
+from passport_pipeline_tests.support.launch import local_resources_for, materialize_month
 
 MONTH = "2026-10"
 # USD per image of gemini-2.5-flash-image: the direct price, and the Batch API's half of it.

@@ -26,9 +26,9 @@ sys.path.insert(0, str(REPO))
 
 from bench import workload  # noqa: E402
 from bench.run_bench import FakeGeminiProcess, in_flight_figures, stop_process  # noqa: E402
-from passport_pipeline_tests.conftest import fresh_postgres_database  # noqa: E402
 from passport_pipeline_tests.support.deployment import BIN, Deployment  # noqa: E402
 from passport_pipeline_tests.support.moto_s3 import MotoS3Server  # noqa: E402
+from passport_pipeline_tests.support.postgres import fresh_postgres_database  # noqa: E402
 from passport_pipeline_tests.support.rabbitmq import fresh_vhost  # noqa: E402
 
 API_KEY = "AIzaBENCH-celery-0000111122223333"

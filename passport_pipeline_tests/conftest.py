@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
-from passport_pipeline.resources.app_db import AppDatabase
-from passport_pipeline.resources.cover_keys import CoverKeys
-from passport_pipeline.resources.image_model import LocalImageModel
-from passport_pipeline.resources.image_store import LocalImageStore
-from passport_pipeline.resources.pending_covers import PendingCovers
+from passport_pipeline_tests.support.launch import local_resources_for
 from passport_pipeline_tests.support.postgres import database_url, fresh_postgres_database
 
 pytest_plugins = ["passport_pipeline_tests.support.fixtures"]
@@ -55,17 +50,6 @@ def executor() -> str | None:
 def instance() -> Iterator[DagsterInstance]:
     with instance_for_test() as dagster_instance:
         yield dagster_instance
-
-
-def local_resources_for(db_url: str, store_root) -> dict:
-    """The embedded resources on a given app database and store folder."""
-    return {
-        "app_db": AppDatabase(url=db_url),
-        "image_model": LocalImageModel(),
-        "image_store": LocalImageStore(root=str(store_root)),
-        "cover_keys": CoverKeys(secret="test-secret-0123456789abcdef"),
-        "pending_covers": PendingCovers(root=str(Path(store_root).parent / "pending")),
-    }
 
 
 @pytest.fixture

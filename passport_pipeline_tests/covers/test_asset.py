@@ -23,8 +23,8 @@ from passport_pipeline.domain.images import inspect_image
 from passport_pipeline.domain.records import CoverRecord, CoverStatus
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_store import LocalImageStore
-from passport_pipeline_tests.conftest import local_resources_for
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.launch import local_resources_for
 
 USERS = [
     UserRow(1, visits=[(1, october(3)), (2, october(4))]),

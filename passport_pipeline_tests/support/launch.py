@@ -3,7 +3,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dagster import AssetsDefinition, DagsterInstance, materialize
+
+from passport_pipeline.resources.app_db import AppDatabase
+from passport_pipeline.resources.cover_keys import CoverKeys
+from passport_pipeline.resources.image_model import LocalImageModel
+from passport_pipeline.resources.image_store import LocalImageStore
+from passport_pipeline.resources.pending_covers import PendingCovers
+
+
+def local_resources_for(db_url: str, store_root) -> dict:
+    """The embedded resources on a given app database and store folder."""
+    return {
+        "app_db": AppDatabase(url=db_url),
+        "image_model": LocalImageModel(),
+        "image_store": LocalImageStore(root=str(store_root)),
+        "cover_keys": CoverKeys(secret="test-secret-0123456789abcdef"),
+        "pending_covers": PendingCovers(root=str(Path(store_root).parent / "pending")),
+    }
 
 
 def materialize_month(
