@@ -8,6 +8,7 @@ from pydantic import Field
 
 from passport_pipeline.covers import batch, events
 from passport_pipeline.covers.names import USERS_OUTPUT
+from passport_pipeline.covers.one_run import MonthAlreadyRunning, claim_month
 from passport_pipeline.covers.partitions import monthly_partitions
 from passport_pipeline.domain.keys import WeakSecretError
 from passport_pipeline.domain.month_status import TOTAL_TAG, UNKNOWN_USERS_TAG
@@ -91,6 +92,10 @@ def month_users(
     check that the image model, the store and the key secret can be used at all, and fan out
     one cover step per user."""
     month = run_month(context)
+    try:  # the executor checked already, unless this run is on Dagster's in-process executor
+        claim_month(context.instance, context.run_id)
+    except MonthAlreadyRunning as error:
+        raise Failure(str(error), allow_retries=False) from None
     try:
         image_model.preflight()
     except PermanentImageModelError as error:

@@ -14,7 +14,13 @@ import time
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, RunsFilter
 
 from passport_pipeline.covers.batch import month_batches
-from passport_pipeline.covers.names import COVERS_ASSET, PARTITION_TAG, is_covers_run, user_of_step
+from passport_pipeline.covers.names import (
+    COVERS_ASSET,
+    PARTITION_TAG,
+    is_covers_run,
+    is_refused,
+    user_of_step,
+)
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.progress import (
     InFlight,
@@ -45,12 +51,19 @@ def latest_run_id(instance: DagsterInstance, month: Month) -> str | None:
     return next((run.run_id for run in runs if is_covers_run(run)), None)
 
 
+def group_run_ids(instance: DagsterInstance, run_id: str) -> list[str]:
+    """The run and its re-executions, without those refused for an older run of the month (they
+    did nothing); the run itself always."""
+    group = instance.get_run_group(run_id)
+    if group is None:
+        raise LookupError(f"no run {run_id} in this Dagster instance")
+    return [run.run_id for run in group[1] if run.run_id == run_id or not is_refused(run)]
+
+
 def run_status(instance: DagsterInstance, run_id: str) -> str:
     """The status of the newest run of the run's group: queued, started, success, failure,
     canceled, … (lower case)."""
-    group = instance.get_run_group(run_id)
-    run_ids = [run.run_id for run in group[1]] if group else [run_id]
-    records = instance.get_run_records(RunsFilter(run_ids=run_ids))
+    records = instance.get_run_records(RunsFilter(run_ids=group_run_ids(instance, run_id)))
     newest = max(records, key=lambda record: record.create_timestamp)
     return newest.dagster_run.status.value.lower()
 
@@ -64,10 +77,7 @@ def publish_progress(instance: DagsterInstance, run_id: str) -> None:
 
 def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFlight]:
     """The month's counts over the run and its re-executions, and the cover steps in flight."""
-    group = instance.get_run_group(run_id)
-    if group is None:
-        raise LookupError(f"no run {run_id} in this Dagster instance")
-    run_ids = [run.run_id for run in group[1]]
+    run_ids = group_run_ids(instance, run_id)
     events: list[StepEvent] = []
     total: int | None = None
     for one_run_id in run_ids:

@@ -10,6 +10,9 @@ from passport_pipeline.domain.progress import StepEvent, StepEventKind, compute_
 
 TOTAL_TAG = "passport/total"
 UNKNOWN_USERS_TAG = "passport/unknown_user_ids"
+# "<run id> deferred to <older run id>": a run that stood aside for an older run of its month
+# before any step (covers/one_run.py); it is none of the month's progress.
+REFUSED_TAG = "passport/refused"
 FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 STARTING = frozenset({"NOT_STARTED", "STARTING"})
 
@@ -64,6 +67,7 @@ class MonthProgress:
 
 def run_group(runs: list[RunView], run_id: str | None = None) -> list[RunView]:
     """The group of ``run_id`` (default: of the month's latest run), oldest first."""
+    runs = [run for run in runs if run.run_id == run_id or not _refused(run)]
     if not runs:
         return []
     by_id = {run.run_id: run for run in runs}
@@ -72,6 +76,10 @@ def run_group(runs: list[RunView], run_id: str | None = None) -> list[RunView]:
     anchor = by_id[run_id] if run_id else max(runs, key=lambda run: run.creation_time)
     group = [run for run in runs if run.root_run_id == anchor.root_run_id]
     return sorted(group, key=lambda run: run.creation_time)
+
+
+def _refused(run: RunView) -> bool:
+    return run.tags.get(REFUSED_TAG, "").startswith(f"{run.run_id} ")
 
 
 def _events(group: list[RunView]) -> list[StepEvent]:

@@ -147,8 +147,11 @@ class Deployment:
         )
         assert completed.returncode == 0, completed.stdout + completed.stderr
 
+    def reexecute_command(self, run_id: str) -> list[str]:
+        return [sys.executable, "-m", "passport_pipeline.cli.reexecute", run_id]
+
     def reexecute(self, run_id: str) -> subprocess.CompletedProcess:
-        return self.run(sys.executable, "-m", "passport_pipeline.cli.reexecute", run_id)
+        return self.run(*self.reexecute_command(run_id))
 
     def progress(self, month: str) -> dict:
         completed = self.run(
