@@ -25,7 +25,8 @@ from dagster._core.execution.context_creation_job import PlanExecutionContextMan
 from dagster._core.execution.plan.execute_plan import dagster_event_sequence_for_step
 
 # A step failure event for a step that never ran has no public constructor:
-# ``DagsterEvent.step_failure_event`` needs the step's live execution context.
+# ``DagsterEvent.step_failure_event`` needs the step's live execution context. ``ErrorSource``
+# also tells progress a stop (INTERRUPT: never started, or cut by Ctrl-C) from a failure.
 from dagster._core.execution.plan.handle import StepHandle
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 from dagster._core.execution.plan.objects import ErrorSource, StepFailureData
@@ -41,6 +42,7 @@ from dagster_shared.error import SerializableErrorInfo
 
 __all__ = [
     "STEP_WORKER_MODULES",
+    "ErrorSource",
     "ExecuteRunWithPlanIterable",
     "InstanceConcurrencyContext",
     "InstanceRef",

@@ -11,9 +11,15 @@ from passport_pipeline.covers.names import USERS_OUTPUT
 from passport_pipeline.covers.one_run import MonthAlreadyRunning, claim_month
 from passport_pipeline.covers.partitions import monthly_partitions
 from passport_pipeline.domain.keys import WeakSecretError
-from passport_pipeline.domain.month_status import TOTAL_TAG, UNKNOWN_USERS_TAG
+from passport_pipeline.domain.month_status import (
+    TAGGED_IDS,
+    TOTAL_TAG,
+    UNKNOWN_COUNT_TAG,
+    UNKNOWN_USERS_TAG,
+)
 from passport_pipeline.domain.months import InvalidMonthError, Month
 from passport_pipeline.domain.records import UserTask
+from passport_pipeline.domain.summary import listed
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import ImageModel, PermanentImageModelError
@@ -120,7 +126,9 @@ def month_users(
         user_ids = [user_id for user_id in requested if user_id in known]
         unknown = [user_id for user_id in requested if user_id not in known]
         if unknown:
-            context.log.warning(f"skipping user ids that do not exist: {unknown}")
+            context.log.warning(
+                f"skipping {len(unknown)} user ids that do not exist: {listed(unknown)}"
+            )
     batch_name = config.batch_name
     if batch_name is None and batch.uses_batch(image_model) and not config.direct:
         decision, batch_name = batch.plan_batch(
@@ -131,8 +139,15 @@ def month_users(
             return
     context.log.info(f"{month}: {len(user_ids)} users to cover")
     # The app backend reads the run's total over the webserver's GraphQL API (backend_api.py).
+    # A tag is an indexed row: it holds a bounded sample, the count, never the whole list (a
+    # 100,000-id list once broke PostgreSQL's index); the full list is in the month's events.
     context.instance.add_run_tags(
-        context.run_id, {TOTAL_TAG: str(len(user_ids)), UNKNOWN_USERS_TAG: json.dumps(unknown)}
+        context.run_id,
+        {
+            TOTAL_TAG: str(len(user_ids)),
+            UNKNOWN_USERS_TAG: json.dumps(unknown[:TAGGED_IDS]),
+            UNKNOWN_COUNT_TAG: str(len(unknown)),
+        },
     )
     context.log_event(events.planned(month.key, len(user_ids), unknown))
     yield Output(MonthPlan(month.key, user_ids, unknown), output_name="plan")

@@ -21,6 +21,7 @@ from passport_pipeline.covers.names import (
     is_refused,
     user_of_step,
 )
+from passport_pipeline.dagster_internals import ErrorSource
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.progress import (
     InFlight,
@@ -93,13 +94,15 @@ def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFl
             user = user_of_step(event.step_key)
             if user is None:
                 continue
-            status, cost = None, 0.0
+            kind, status, cost = _KINDS[event.event_type], None, 0.0
             if event.event_type is DagsterEventType.STEP_OUTPUT:
                 metadata = event.step_output_data.metadata
                 status = metadata["status"].value if "status" in metadata else None
                 if "estimated_cost_usd" in metadata:
                     cost = float(metadata["estimated_cost_usd"].value)
-            events.append(StepEvent(user, _KINDS[event.event_type], entry.timestamp, status, cost))
+            elif event.event_type is DagsterEventType.STEP_FAILURE:
+                kind, cost = _failure_kind(event.step_failure_data)
+            events.append(StepEvent(user, kind, entry.timestamp, status, cost))
     records = instance.get_run_records(RunsFilter(run_ids=run_ids))
     starts = [r.start_time for r in records if r.start_time]
     finished = all(r.end_time for r in records)
@@ -107,6 +110,15 @@ def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFl
     ended_at = max(r.end_time for r in records) if finished and records else time.time()
     progress = compute_progress(total, events, started_at, ended_at)
     return progress, in_flight(cover_step_intervals(events))
+
+
+def _failure_kind(failure) -> tuple[StepEventKind, float]:
+    """A stop (never started, canceled, interrupted) or a failure, and what its calls cost."""
+    metadata = failure.user_failure_data.metadata if failure.user_failure_data else {}
+    cost = float(metadata["estimated_cost_usd"].value) if "estimated_cost_usd" in metadata else 0.0
+    if failure.error_source == ErrorSource.INTERRUPT or "canceled" in metadata:
+        return StepEventKind.STOPPED, cost
+    return StepEventKind.FAILURE, cost
 
 
 def month_summary(instance: DagsterInstance, month: Month) -> dict | None:

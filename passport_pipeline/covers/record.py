@@ -7,7 +7,12 @@ from dagster import Failure, MetadataValue, OpExecutionContext, Output, op
 from passport_pipeline.covers.plan import MonthPlan
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.records import CoverRecord, CoverStatus
-from passport_pipeline.domain.summary import missing_users, preview_markdown, summarize_month
+from passport_pipeline.domain.summary import (
+    listed,
+    missing_users,
+    preview_markdown,
+    summarize_month,
+)
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.image_store import ImageStore
 
@@ -28,7 +33,7 @@ def record_month(
         # Never report a month done with users neither covered nor failed.
         raise Failure(
             f"{len(missing)} of {len(plan.user_ids)} planned users of {plan.month} have neither "
-            f"a cover nor a failure in this run: users {_listed(missing)}. Launch the month "
+            f"a cover nor a failure in this run: users {listed(missing)}. Launch the month "
             f"{plan.month} again (Launchpad, or dagster job execute with the partition "
             f"{plan.month}): it covers them, and reuses every stored cover without paying twice.",
             metadata={"missing_user_ids": MetadataValue.json(missing)},
@@ -57,8 +62,3 @@ def record_month(
     }
     # The asset's materialization for the month: the catalog shows this summary.
     return Output(summary.as_metadata(), metadata=metadata)
-
-
-def _listed(user_ids: list[int], limit: int = 20) -> str:
-    shown = ", ".join(str(user_id) for user_id in user_ids[:limit])
-    return shown + (f" and {len(user_ids) - limit} more" if len(user_ids) > limit else "")

@@ -9,7 +9,9 @@ from dataclasses import asdict, dataclass, field
 from passport_pipeline.domain.progress import StepEvent, StepEventKind, compute_progress
 
 TOTAL_TAG = "passport/total"
-UNKNOWN_USERS_TAG = "passport/unknown_user_ids"
+UNKNOWN_USERS_TAG = "passport/unknown_user_ids"  # the first TAGGED_IDS of them, as JSON
+UNKNOWN_COUNT_TAG = "passport/unknown_user_count"
+TAGGED_IDS = 20
 # "<run id> deferred to <older run id>": a run that stood aside for an older run of its month
 # before any step (covers/one_run.py); it is none of the month's progress.
 REFUSED_TAG = "passport/refused"
@@ -93,7 +95,11 @@ def _events(group: list[RunView]) -> list[StepEvent]:
             if stat.status == "SUCCESS":
                 events.append(StepEvent(stat.user, StepEventKind.SUCCESS, end))
             elif stat.status == "FAILURE":
-                events.append(StepEvent(stat.user, StepEventKind.FAILURE, end))
+                # A step that failed without ever starting was stopped before it ran (the run
+                # was stopped): the user is remaining, not done.
+                stopped = stat.start_time is None
+                kind = StepEventKind.STOPPED if stopped else StepEventKind.FAILURE
+                events.append(StepEvent(stat.user, kind, end))
     return events
 
 

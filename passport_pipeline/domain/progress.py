@@ -13,6 +13,9 @@ class StepEventKind(StrEnum):
     SUCCESS = "success"
     RETRY = "retry"
     FAILURE = "failure"
+    # A failure that is a stop: the user's step never started, or was canceled by Ctrl-C or
+    # Terminate. Nothing was decided for the user: they are remaining, not done.
+    STOPPED = "stopped"
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class StepEvent:
     kind: StepEventKind
     timestamp: float
     status: str | None = None  # a cover record's status, on OUTPUT events
-    cost_usd: float = 0.0  # the estimated cost of the model calls, on OUTPUT events
+    cost_usd: float = 0.0  # the estimated cost of the model calls, on OUTPUT and FAILURE events
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ def compute_progress(
     """Fold the events (in time order, over a run and its re-executions) into counts.
 
     A user's latest event decides: a failed step that a re-execution then ran successfully
-    counts as completed, not failed.
+    counts as completed, not failed; a user whose step was stopped (never started, canceled)
+    counts as remaining until a later run decides them.
     """
     state: dict[str, str] = {}
     for event in sorted(events, key=lambda e: e.timestamp):
@@ -65,9 +69,11 @@ def compute_progress(
                 state[user] = "completed"
         elif event.kind is StepEventKind.FAILURE:
             state[user] = "failed"
+        elif event.kind is StepEventKind.STOPPED:
+            state.pop(user, None)
         elif event.kind in (StepEventKind.START, StepEventKind.RETRY):
             state[user] = "in_flight"
-    cost = sum(e.cost_usd for e in events if e.kind is StepEventKind.OUTPUT)
+    cost = sum(e.cost_usd for e in events)
     counts = {name: 0 for name in ("completed", "failed", "skipped", "in_flight", "output")}
     for value in state.values():
         counts[value] += 1
@@ -114,7 +120,12 @@ def cover_step_intervals(events: Iterable[StepEvent]) -> list[tuple[float, float
     for event in sorted(events, key=lambda e: e.timestamp):
         if event.kind is StepEventKind.START:
             open_since[event.user] = event.timestamp
-        elif event.kind in (StepEventKind.SUCCESS, StepEventKind.FAILURE, StepEventKind.RETRY):
+        elif event.kind in (
+            StepEventKind.SUCCESS,
+            StepEventKind.FAILURE,
+            StepEventKind.STOPPED,
+            StepEventKind.RETRY,
+        ):
             started = open_since.pop(event.user, None)
             if started is not None:
                 intervals.append((started, event.timestamp))

@@ -96,6 +96,10 @@ def _publishing_progress(plan_context) -> Iterator[None]:
     def publish() -> None:
         publish_progress(plan_context.instance, plan_context.run_id)
 
+    try:  # at once: a re-execution starts with its parent's tag, which is not the month's state
+        publish()
+    except Exception as error:
+        plan_context.log.debug(f"progress publisher: {error!r}")
     try:
         with periodically(plan_context, PROGRESS_INTERVAL_S, "progress publisher", publish):
             yield
