@@ -52,6 +52,8 @@ class MonthPlan:
     month: str
     user_ids: list[int]
     unknown_user_ids: list[int]
+    # Only listed users, not the month's: such a run never marks the month done.
+    partial: bool = False
 
 
 def run_month(context: OpExecutionContext) -> Month:
@@ -149,8 +151,12 @@ def month_users(
             UNKNOWN_COUNT_TAG: str(len(unknown)),
         },
     )
-    context.log_event(events.planned(month.key, len(user_ids), unknown))
-    yield Output(MonthPlan(month.key, user_ids, unknown), output_name="plan")
+    # A batch's results run lists the batch's users; it records the month as the direct path
+    # does (a batch submitted for listed users is not told apart yet).
+    listed_only = config.user_ids is not None and config.batch_name is None
+    context.log_event(events.planned(month.key, len(user_ids), unknown, listed_only))
+    plan = MonthPlan(month.key, user_ids, unknown, partial=listed_only)
+    yield Output(plan, output_name="plan")
     if batch_name is not None:
         tasks = batch.results_tasks(
             context, month, user_ids, batch_name, config.force_regenerate, image_model

@@ -78,7 +78,21 @@ def publish_progress(instance: DagsterInstance, run_id: str) -> None:
 
 def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFlight]:
     """The month's counts over the run and its re-executions, and the cover steps in flight."""
-    run_ids = group_run_ids(instance, run_id)
+    return _progress_of(instance, group_run_ids(instance, run_id), whole_month_total=False)
+
+
+def month_progress(instance: DagsterInstance, month: str) -> Progress:
+    """The month's counts over every run of it (the job, the asset page, the CLI, their
+    re-executions, runs of listed users): each user's latest outcome, the spend of them all, and
+    the total of the latest plan of the whole month."""
+    runs = instance.get_runs(RunsFilter(tags={PARTITION_TAG: month}))
+    run_ids = [run.run_id for run in reversed(runs) if is_covers_run(run)]
+    return _progress_of(instance, run_ids, whole_month_total=True)[0]
+
+
+def _progress_of(
+    instance: DagsterInstance, run_ids: list[str], whole_month_total: bool
+) -> tuple[Progress, InFlight]:
     events: list[StepEvent] = []
     total: int | None = None
     for one_run_id in run_ids:
@@ -88,7 +102,8 @@ def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFl
             event = entry.dagster_event
             if event.event_type is DagsterEventType.ASSET_OBSERVATION:
                 metadata = event.asset_observation_data.asset_observation.metadata
-                if "total" in metadata:
+                listed_only = "listed_only" in metadata and metadata["listed_only"].value
+                if "total" in metadata and not (whole_month_total and listed_only):
                     total = int(metadata["total"].value)
                 continue
             user = user_of_step(event.step_key)
@@ -103,7 +118,7 @@ def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFl
             elif event.event_type is DagsterEventType.STEP_FAILURE:
                 kind, cost = _failure_kind(event.step_failure_data)
             events.append(StepEvent(user, kind, entry.timestamp, status, cost))
-    records = instance.get_run_records(RunsFilter(run_ids=run_ids))
+    records = instance.get_run_records(RunsFilter(run_ids=run_ids)) if run_ids else []
     starts = [r.start_time for r in records if r.start_time]
     finished = all(r.end_time for r in records)
     started_at = min(starts) if starts else time.time()

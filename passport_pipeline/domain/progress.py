@@ -40,6 +40,8 @@ class Progress:
     percent: float | None
     elapsed_s: float
     estimated_cost_usd: float = 0.0
+    # Of the remaining: users whose step was stopped (never started, or canceled mid-way).
+    stopped: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,11 +72,12 @@ def compute_progress(
         elif event.kind is StepEventKind.FAILURE:
             state[user] = "failed"
         elif event.kind is StepEventKind.STOPPED:
-            state.pop(user, None)
+            state[user] = "stopped"
         elif event.kind in (StepEventKind.START, StepEventKind.RETRY):
             state[user] = "in_flight"
     cost = sum(e.cost_usd for e in events)
-    counts = {name: 0 for name in ("completed", "failed", "skipped", "in_flight", "output")}
+    names = ("completed", "failed", "skipped", "in_flight", "output", "stopped")
+    counts = {name: 0 for name in names}
     for value in state.values():
         counts[value] += 1
     done = counts["completed"] + counts["failed"] + counts["skipped"]
@@ -92,6 +95,7 @@ def compute_progress(
         percent=percent,
         elapsed_s=round(max(ended_at - started_at, 0.0), 1),
         estimated_cost_usd=round(cost, 4),
+        stopped=counts["stopped"],
     )
 
 
@@ -100,9 +104,11 @@ def progress_line(progress: Progress) -> str:
     total = "?" if progress.total is None else progress.total
     done = progress.completed + progress.failed + progress.skipped
     percent = "" if progress.percent is None else f" ({progress.percent:g}%)"
+    stopped = f" ({progress.stopped} stopped)" if progress.stopped else ""
     return (
         f"{done} of {total} users done{percent}: {progress.completed} covered, "
-        f"{progress.failed} failed, {progress.skipped} skipped; {progress.remaining} remaining, "
+        f"{progress.failed} failed, {progress.skipped} skipped; {progress.remaining} remaining"
+        f"{stopped}, "
         f"{progress.in_flight} in flight; ${progress.estimated_cost_usd:.2f} so far"
     )
 

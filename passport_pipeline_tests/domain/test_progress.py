@@ -42,6 +42,7 @@ def test_counts_and_percent_mid_run():
         "percent": 60.0,
         "elapsed_s": 10.0,
         "estimated_cost_usd": 0.0,
+        "stopped": 0,
     }
 
 
@@ -170,6 +171,7 @@ def test_stopped_users_are_remaining_until_a_later_run_decides_them():
     ]
     stopped = compute_progress(4, log, started_at=0.0, ended_at=10.0)
     assert (stopped.completed, stopped.failed, stopped.remaining, stopped.percent) == (1, 1, 2, 50)
+    assert stopped.stopped == 2
     assert stopped.in_flight == 0
     assert stopped.estimated_cost_usd == pytest.approx(0.117)
     # The re-execution covers both: the month is done.
@@ -182,3 +184,4 @@ def test_stopped_users_are_remaining_until_a_later_run_decides_them():
     ]
     done = compute_progress(4, later, started_at=0.0, ended_at=10.0)
     assert (done.completed, done.failed, done.remaining, done.percent) == (3, 1, 0, 100)
+    assert done.stopped == 0
