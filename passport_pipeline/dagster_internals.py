@@ -38,6 +38,11 @@ from dagster._core.instance.ref import InstanceRef as InstanceRef
 
 # A step's log handler, whose ``filter`` we narrow to the step's own thread (below).
 from dagster._core.log_manager import DagsterLogHandler
+
+# The Launchpad's scaffold: the webserver's ``rootDefaultYaml`` is this function of the job's
+# config schema snapshot (dagster_graphql/schema/run_config.py). Tests check that what it
+# renders validates, for every image model (no public API renders it).
+from dagster._core.snap.snap_to_yaml import default_values_yaml_from_type_snap
 from dagster_shared.error import SerializableErrorInfo
 
 __all__ = [
@@ -49,6 +54,7 @@ __all__ = [
     "PlanExecutionContextManager",
     "confine_step_logs_to_this_thread",
     "dagster_event_sequence_for_step",
+    "default_values_yaml_from_type_snap",
     "report_step_never_started",
 ]
 

@@ -17,7 +17,7 @@ from passport_pipeline.execution.executor import covers_executor
 from passport_pipeline.execution.run_health import dead_runs_sensor
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
-from passport_pipeline.resources.image_model import ImageModel, LocalImageModel
+from passport_pipeline.resources.image_model import AspectRatio, ImageModel, LocalImageModel
 from passport_pipeline.resources.image_store import ImageStore, LocalImageStore, S3ImageStore
 from passport_pipeline.resources.pending_covers import PendingCovers
 from passport_pipeline.settings import Settings, load_settings
@@ -41,7 +41,7 @@ def image_model_for(settings: Settings) -> ImageModel:
             api_key=EnvVar("GEMINI_API_KEY"),
             base_url=settings.gemini_base_url,
             model=settings.gemini_model,
-            aspect_ratio=settings.gemini_aspect_ratio,
+            aspect_ratio=AspectRatio(settings.gemini_aspect_ratio),
             price_per_image_usd=settings.gemini_price_per_image_usd,
             fallback_to_local=settings.gemini_fallback_to_local,
             connect_timeout_s=settings.gemini_connect_timeout_s,

@@ -141,7 +141,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         gemini_base_url=get("GEMINI_BASE_URL", DEFAULT_GEMINI_BASE_URL).rstrip("/"),
         gemini_model=get("GEMINI_MODEL", DEFAULT_GEMINI_MODEL),
-        gemini_aspect_ratio=get("GEMINI_ASPECT_RATIO", "3:4"),
+        gemini_aspect_ratio=_aspect_ratio(get("GEMINI_ASPECT_RATIO", "3:4")),
         gemini_price_per_image_usd=_number(
             get("GEMINI_PRICE_PER_IMAGE_USD", "0.039"), "GEMINI_PRICE_PER_IMAGE_USD"
         ),
@@ -178,6 +178,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         celery_backend_in_env=get("PASSPORT_CELERY_BACKEND") is not None,
     )
+
+
+# The shapes Gemini draws (resources/image_model.py AspectRatio).
+ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+
+
+def _aspect_ratio(value: str) -> str:
+    if value not in ASPECT_RATIOS:
+        raise SettingsError(f"GEMINI_ASPECT_RATIO={value!r}: one of {', '.join(ASPECT_RATIOS)}")
+    return value
 
 
 def _check_celery(get: Callable[..., str | None], image_store: str) -> None:

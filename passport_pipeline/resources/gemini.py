@@ -46,6 +46,7 @@ from passport_pipeline.domain.records import CoverRequest, GeneratedImage
 from passport_pipeline.execution import stop_signal
 from passport_pipeline.resources.http_body import BodyDeadlineExceeded, BodyTooLarge, send
 from passport_pipeline.resources.image_model import (
+    AspectRatio,
     ImageModel,
     LocalImageModel,
     PermanentImageModelError,
@@ -73,7 +74,7 @@ class GeminiImageModel(ImageModel):
     api_key: str = Field(repr=False, description="Gemini API key; pass EnvVar('GEMINI_API_KEY').")
     base_url: str = "https://generativelanguage.googleapis.com"
     model: str = "gemini-2.5-flash-image"
-    aspect_ratio: str = "3:4"
+    aspect_ratio: AspectRatio = AspectRatio.RATIO_3_4  # config by name: YAML reads 3:4 as 184
     price_per_image_usd: float = 0.039
     connect_timeout_s: float = 10
     read_timeout_s: float = Field(
