@@ -32,6 +32,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 from passport_pipeline.covers.unstarted_steps import record_stopped_run_users
 from passport_pipeline.dagster_internals import InstanceRef
+from passport_pipeline.execution.sqlite_storage import embedded_storage_defaults
 
 # The events that end a run as stopped short (failed or canceled).
 _STOPPED = {DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED}
@@ -49,7 +50,8 @@ class PassportInstance(DagsterInstance):
 
     @staticmethod
     def config_defaults(base_dir: str):
-        return InstanceRef.config_defaults(base_dir)
+        # The embedded default storage claims pool slots atomically (execution/sqlite_storage.py).
+        return {**InstanceRef.config_defaults(base_dir), **embedded_storage_defaults(base_dir)}
 
     def get_yaml_python_handlers(self) -> Sequence[logging.Handler]:
         key = repr(self.get_python_log_dagster_handler_config())
