@@ -10,6 +10,8 @@ from dagster import Definitions, EnvVar
 
 from passport_pipeline.covers.alerts import alert_resources_for, month_alert_sensors
 from passport_pipeline.covers.asset import build_covers_asset, covers_job
+from passport_pipeline.covers.overdue import overdue_month_sensor
+from passport_pipeline.covers.partitions import monthly_partitions
 from passport_pipeline.covers.policies import cover_retry_policy
 from passport_pipeline.covers.schedule import monthly_covers_schedule
 from passport_pipeline.covers.stopped import stopped_month_sensors
@@ -93,12 +95,18 @@ def step_records_resources(settings: Settings) -> dict:
 def build_definitions(settings: Settings) -> Definitions:
     resources = resources_for(settings)
     return Definitions(
-        assets=[build_covers_asset(cover_retry_policy(settings.step_retry_delay_s))],
+        assets=[
+            build_covers_asset(
+                cover_retry_policy(settings.step_retry_delay_s),
+                monthly_partitions(settings.first_month),
+            )
+        ],
         jobs=[covers_job],
         schedules=[monthly_covers_schedule(covers_job)],
         sensors=[
             *stopped_month_sensors(covers_job.name, settings.alerts.ui_url),
             dead_runs_sensor(covers_job.name),
+            overdue_month_sensor(covers_job.name, settings),
             *month_alert_sensors(covers_job.name, settings.alerts.ui_url),
             *_batch_sensors(settings),
         ],

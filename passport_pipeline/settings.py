@@ -83,6 +83,10 @@ class Settings:
     # celery: the broker's and result backend's URLs may hold passwords, so only whether the
     # backend is set is kept here; the executor and the worker read them as EnvVar.
     celery_backend_in_env: bool = False
+    # The months that matter: the first partition, and the day of the next month by which a
+    # month must be covered (else the overdue-month sensor alerts).
+    first_month: str = "2024-01"
+    month_due_day: int = 3
 
     @property
     def local_store_root(self) -> Path:
@@ -177,6 +181,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             get("PASSPORT_BATCH_POLL_INTERVAL_S", "60"), "PASSPORT_BATCH_POLL_INTERVAL_S"
         ),
         celery_backend_in_env=get("PASSPORT_CELERY_BACKEND") is not None,
+        first_month=_month(get("PASSPORT_FIRST_MONTH", "2024-01"), "PASSPORT_FIRST_MONTH"),
+        month_due_day=_due_day(get("PASSPORT_MONTH_DUE_DAY", "3")),
     )
 
 
@@ -323,6 +329,23 @@ def _choice(value: str, allowed: tuple[str, ...], name: str) -> str:
     if value.lower() not in allowed:
         raise SettingsError(f"{name}={value!r} is not one of: {', '.join(allowed)}")
     return value.lower()
+
+
+def _month(value: str, name: str) -> str:
+    from passport_pipeline.domain.months import InvalidMonthError, Month
+
+    try:
+        month = Month.parse(value)
+    except InvalidMonthError as error:
+        raise SettingsError(f"{name}: {error}") from None
+    return month.key
+
+
+def _due_day(value: str) -> int:
+    day = _integer(value, "PASSPORT_MONTH_DUE_DAY")
+    if not 1 <= day <= 28:
+        raise SettingsError(f"PASSPORT_MONTH_DUE_DAY={day}: a day of the month from 1 to 28")
+    return day
 
 
 def _integer(value: str, name: str) -> int:

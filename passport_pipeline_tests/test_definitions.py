@@ -337,3 +337,9 @@ def test_the_launchpads_scaffold_launches_as_it_opens(tmp_path, monkeypatch, mod
         assert yaml.safe_load(f"value: {text}")["value"] == text, text
     if model != "local":
         assert config["resources"]["image_model"]["config"]["aspect_ratio"] == "RATIO_3_4"
+
+
+def test_partitions_start_at_the_configured_first_month(tmp_path):
+    env = {"PASSPORT_HOME": str(tmp_path), "PASSPORT_FIRST_MONTH": "2026-01"}
+    job = build_definitions(load_settings(env)).resolve_job_def("monthly_passport_covers")
+    assert job.partitions_def.get_partition_keys()[0] == "2026-01"

@@ -9,7 +9,6 @@ from pydantic import Field
 from passport_pipeline.covers import batch, events
 from passport_pipeline.covers.names import USERS_OUTPUT
 from passport_pipeline.covers.one_run import MonthAlreadyRunning, claim_month
-from passport_pipeline.covers.partitions import monthly_partitions
 from passport_pipeline.domain.keys import WeakSecretError
 from passport_pipeline.domain.month_status import (
     TAGGED_IDS,
@@ -74,8 +73,9 @@ def run_month(context: OpExecutionContext) -> Month:
             f"launch it as {month.key!r}",
             allow_retries=False,
         )
-    if not monthly_partitions.has_partition_key(month.key):
-        keys = monthly_partitions.get_partition_keys()
+    partitions = context.assets_def.partitions_def
+    if not partitions.has_partition_key(month.key):
+        keys = partitions.get_partition_keys()
         raise Failure(
             f"partition key: {month} is not a month this job covers: months run from "
             f"{keys[0]} to the last finished month, {keys[-1]}",
