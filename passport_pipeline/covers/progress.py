@@ -69,11 +69,13 @@ def run_status(instance: DagsterInstance, run_id: str) -> str:
     return newest.dagster_run.status.value.lower()
 
 
-def publish_progress(instance: DagsterInstance, run_id: str) -> None:
-    """Show the month's progress on the run (tag ``passport/progress``): the run page shows it,
-    and updating a tag adds no event to the log."""
+def publish_progress(instance: DagsterInstance, run_id: str) -> str:
+    """Put the month's progress on the run (tag ``passport/progress``, which the runs list and
+    the backend read); the line, which the run's executor also logs when it changed."""
     progress, _ = run_progress(instance, run_id)
-    instance.add_run_tags(run_id, {PROGRESS_TAG: progress_line(progress)})
+    line = progress_line(progress)
+    instance.add_run_tags(run_id, {PROGRESS_TAG: line})
+    return line
 
 
 def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFlight]:

@@ -91,23 +91,30 @@ class _CoversExecutor(Executor):
 
 @contextmanager
 def _publishing_progress(plan_context) -> Iterator[None]:
-    """While the run executes, keep its progress on the run page (a run tag, no events)."""
+    """While the run executes, keep its progress on the run: the tag, and a line in the run's
+    log whenever it changed (at most every PROGRESS_INTERVAL_S). The run page's header shows no
+    custom tag; its event log is where an operator reads the run."""
+    said = [""]
 
     def publish() -> None:
-        publish_progress(plan_context.instance, plan_context.run_id)
+        line = publish_progress(plan_context.instance, plan_context.run_id)
+        if line != said[0]:
+            said[0] = line
+            plan_context.log.info(f"progress: {line}")
 
-    try:  # at once: a re-execution starts with its parent's tag, which is not the month's state
-        publish()
-    except Exception as error:
-        plan_context.log.debug(f"progress publisher: {error!r}")
+    def publish_quietly() -> None:
+        try:
+            publish()
+        except Exception as error:  # progress is for people: it must never end a run
+            plan_context.log.debug(f"progress publisher: {error!r}")
+
+    # At once: a re-execution starts with its parent's tag, which is not the month's state.
+    publish_quietly()
     try:
         with periodically(plan_context, PROGRESS_INTERVAL_S, "progress publisher", publish):
             yield
     finally:
-        try:  # once more on the way out, a stop included: the run page ends on the last word
-            publish()
-        except Exception as error:  # progress is for people: it must never end a run
-            plan_context.log.debug(f"progress publisher: {error!r}")
+        publish_quietly()  # once more on the way out, a stop included: the last word
 
 
 @executor(
