@@ -82,7 +82,7 @@ def generate_cover(
             except PermanentImageModelError as error:
                 if error.refused:
                     return _refused(context, task, error)
-                raise _failure(context, task, error) from None
+                raise _failure(context, task, error, image_model) from None
             pending_covers.keep(stem, image)
         return _store_and_link(
             task, passport.id, stem, image, kept, app_db, image_store, pending_covers
@@ -161,7 +161,10 @@ def _refused(
 
 
 def _failure(
-    context: OpExecutionContext, task: UserTask, error: PermanentImageModelError
+    context: OpExecutionContext,
+    task: UserTask,
+    error: PermanentImageModelError,
+    image_model: ImageModel,
 ) -> Failure:
     if error.halts_run:
         _halt_run(context, str(error))
@@ -170,11 +173,12 @@ def _failure(
         reason = record_unusable_and_check(context, task.month, task.user_id, error.reason)
         if reason is not None:
             _halt_run(context, halt_reason(reason, HALT_AFTER_UNUSABLE, said))
-    return Failure(
-        f"user {task.user_id}: {error}",
-        metadata={"user_id": task.user_id, "reason": error.reason},
-        allow_retries=False,
-    )
+    metadata = {"user_id": task.user_id, "reason": error.reason}
+    if error.paid_calls:
+        # Unusable answers are still answers: the month's cost counts them (covers/progress.py).
+        price = float(getattr(image_model, "price_per_image_usd", 0.0))
+        metadata |= {"paid_calls": error.paid_calls, "estimated_cost_usd": error.paid_calls * price}
+    return Failure(f"user {task.user_id}: {error}", metadata=metadata, allow_retries=False)
 
 
 def _skipped(task: UserTask, reason: str) -> Output[CoverRecord]:

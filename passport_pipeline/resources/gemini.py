@@ -66,6 +66,7 @@ class _AttemptFailed(Exception):
         self.verdict = verdict
         self.attempts = 1
         self.first_unusable: Verdict | None = None  # an earlier answer that was no image
+        self.unusable_answers = 0  # answers the model made (and were paid) that were no image
 
 
 class GeminiImageModel(ImageModel):
@@ -126,6 +127,7 @@ class GeminiImageModel(ImageModel):
                     protocol.unusable_message(unusable, verdict, failed.attempts),
                     reason=unusable.reason,
                     unusable_answer=True,
+                    paid_calls=failed.unusable_answers,
                 ) from None
             if verdict.transient:
                 raise TransientImageModelError(
@@ -216,6 +218,7 @@ class GeminiImageModel(ImageModel):
                 failed.attempts = count
                 unusable.extend([failed.verdict] if failed.verdict.unusable else [])
                 failed.first_unusable = unusable[0] if unusable else None
+                failed.unusable_answers = len(unusable)
                 raise
 
         retrying = Retrying(

@@ -54,8 +54,11 @@ class PermanentImageModelError(ImageModelError):
         halts_run: bool = False,
         unusable_answer: bool = False,
         refused: bool = False,
+        paid_calls: int = 0,
     ):
         super().__init__(message)
+        # Answers the model made before giving up (unusable ones): paid for, so in the cost.
+        self.paid_calls = paid_calls
         self.reason = reason
         self.refused = refused
         self.halts_run = halts_run

@@ -9,10 +9,11 @@ from dagster import AssetKey, DagsterEventType
 
 from passport_pipeline.covers.asset import build_covers_asset
 from passport_pipeline.covers.policies import cover_retry_policy
+from passport_pipeline.covers.progress import month_progress
 from passport_pipeline.resources.gemini import GeminiImageModel
 from passport_pipeline_tests.conftest import local_resources_for
 from passport_pipeline_tests.support.dataset import UserRow, october, write_dataset
-from passport_pipeline_tests.support.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
 from passport_pipeline_tests.support.launch import materialize_month
 
 API_KEY = "AIzaTEST-books-key-0001112223334445"
@@ -77,3 +78,17 @@ def test_a_run_of_listed_users_leaves_the_month_missing_and_the_month_run_counts
         4,
         0,
     )
+
+
+def test_unusable_answers_are_in_the_cost_and_the_failed_month_stays_unmaterialized(
+    resources, instance, gemini
+):
+    gemini.script([Reply.corrupt_image()], prompt_contains=USERS[0].title)
+    result = materialize_month(covers, resources, instance, "2026-10")
+    assert not result.success
+    assert not instance.get_materialized_partitions(AssetKey("passport_covers"))
+    assert gemini.requests_for(USERS[0].title) == 2  # asked again once, then given up
+    books = month_progress(instance, "2026-10")
+    assert (books.completed, books.failed, books.remaining) == (3, 1, 0)
+    # Every paid call, the two unusable answers included.
+    assert books.estimated_cost_usd == pytest.approx(gemini.generate_requests * PRICE)
