@@ -199,7 +199,9 @@ def _stop_if_halted(context: OpExecutionContext) -> None:
     if raw:
         halted = json.loads(raw)
         if halted.get("run_id") == context.run_id:
+            # Nothing was tried for this user: progress counts them as remaining (a stop).
             raise Failure(
                 f"not calling the image model: this run was halted: {halted['reason']}",
+                metadata={"halted": True},
                 allow_retries=False,
             )

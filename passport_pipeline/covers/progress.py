@@ -130,10 +130,12 @@ def _progress_of(
 
 
 def _failure_kind(failure) -> tuple[StepEventKind, float]:
-    """A stop (never started, canceled, interrupted) or a failure, and what its calls cost."""
+    """A stop (never started, canceled, interrupted, not tried after a halt) or a failure, and
+    what its calls cost."""
     metadata = failure.user_failure_data.metadata if failure.user_failure_data else {}
     cost = float(metadata["estimated_cost_usd"].value) if "estimated_cost_usd" in metadata else 0.0
-    if failure.error_source == ErrorSource.INTERRUPT or "canceled" in metadata:
+    # Nothing was decided for the user: never started, canceled, or not tried after a halt.
+    if failure.error_source == ErrorSource.INTERRUPT or {"canceled", "halted"} & set(metadata):
         return StepEventKind.STOPPED, cost
     return StepEventKind.FAILURE, cost
 
