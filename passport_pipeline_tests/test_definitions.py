@@ -343,3 +343,9 @@ def test_partitions_start_at_the_configured_first_month(tmp_path):
     env = {"PASSPORT_HOME": str(tmp_path), "PASSPORT_FIRST_MONTH": "2026-01"}
     job = build_definitions(load_settings(env)).resolve_job_def("monthly_passport_covers")
     assert job.partitions_def.get_partition_keys()[0] == "2026-01"
+
+
+def test_every_sensor_says_what_it_does_in_the_ui():
+    descriptions = {sensor.name: sensor.description for sensor in defs.sensors}
+    assert all(descriptions.values()), descriptions
+    assert len(set(descriptions.values())) == len(descriptions)  # no two read as synonyms

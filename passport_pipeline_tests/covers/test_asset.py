@@ -240,6 +240,10 @@ def test_a_failed_run_records_its_counts_on_the_month(sqlite_url, tmp_path, inst
     metadata = {k: v.value for k, v in observations[0].asset_observation.metadata.items()}
     assert (metadata["total"], metadata["failed"], metadata["skipped"]) == (3, 2, 1)
     assert metadata["run_id"] == result.run_id
+    # The month over all its runs (a run of listed users is not the month's total), and the
+    # run to re-execute.
+    assert (metadata["month_failed"], metadata["month_spend_usd"]) == (2, 0.0)
+    assert metadata["reexecute"] == f"python -m passport_pipeline.cli.reexecute {result.run_id}"
 
 
 def test_an_older_month_never_moves_a_passport_backwards(app_db_url, local_resources, instance):
