@@ -40,6 +40,14 @@ from passport_pipeline.domain.month_status import (
 # Everything progress needs, in one request: the month's runs (each with its tags and step
 # stats), whether the month is a partition at all, and the month's recorded summary.
 MONTH_QUERY = """
+fragment SummaryEntry on MetadataEntry {
+  label
+  ... on IntMetadataEntry { intValue }
+  ... on FloatMetadataEntry { floatValue }
+  ... on TextMetadataEntry { text }
+  ... on JsonMetadataEntry { jsonString }
+}
+
 query PassportMonth($month: String!) {
   runsOrError(filter: {
     pipelineName: "monthly_passport_covers"
@@ -61,23 +69,11 @@ query PassportMonth($month: String!) {
       partitionKeys
       assetMaterializations(partitions: [$month], limit: 1) {
         runId
-        metadataEntries {
-          label
-          ... on IntMetadataEntry { intValue }
-          ... on FloatMetadataEntry { floatValue }
-          ... on TextMetadataEntry { text }
-          ... on JsonMetadataEntry { jsonString }
-        }
+        metadataEntries { ...SummaryEntry }
       }
       assetObservations(partitions: [$month], limit: 50) {
         runId
-        metadataEntries {
-          label
-          ... on IntMetadataEntry { intValue }
-          ... on FloatMetadataEntry { floatValue }
-          ... on TextMetadataEntry { text }
-          ... on JsonMetadataEntry { jsonString }
-        }
+        metadataEntries { ...SummaryEntry }
       }
     }
   }

@@ -11,13 +11,12 @@ from __future__ import annotations
 import sys
 import time
 
-import psutil
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
 from passport_pipeline.covers.names import user_step_key
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
-from passport_pipeline_tests.support.deployment import Deployment
+from passport_pipeline_tests.support.deployment import Deployment, kill_with_children
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
 
 pytestmark = pytest.mark.postgres
@@ -48,11 +47,7 @@ def test_from_failure_planned_the_moment_a_killed_run_shows_failed_covers_everyo
         assert cli.poll() is None, cli.communicate()[0][-3000:]
         assert time.monotonic() < deadline, "the run never got going"
         time.sleep(0.05)
-    group = [psutil.Process(cli.pid), *psutil.Process(cli.pid).children(recursive=True)]
-    for process in group:
-        process.kill()
-    cli.communicate(timeout=30)
-    psutil.wait_procs(group, timeout=30)
+    kill_with_children(cli)
     [killed] = deployment.runs()
     assert killed.status is DagsterRunStatus.STARTED
 

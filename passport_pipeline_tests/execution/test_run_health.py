@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import time
 
-import psutil
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
 from passport_pipeline.covers.names import GEMINI_POOL, JOB_NAME
 from passport_pipeline.execution.run_health import RELEASE_COMMAND
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
-from passport_pipeline_tests.support.deployment import BIN, Deployment
+from passport_pipeline_tests.support.deployment import BIN, Deployment, kill_with_children
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
 
 pytestmark = pytest.mark.postgres
@@ -49,11 +48,7 @@ def kill_mid_run(deployment: Deployment, gemini: FakeGemini) -> str:
         assert time.monotonic() < deadline, "the run never reached the pool's width"
         assert cli.poll() is None, cli.communicate()[0][-3000:]
         time.sleep(0.2)
-    group = [psutil.Process(cli.pid), *psutil.Process(cli.pid).children(recursive=True)]
-    for process in group:
-        process.kill()
-    cli.communicate(timeout=30)
-    psutil.wait_procs(group, timeout=30)
+    kill_with_children(cli)
     [killed] = deployment.runs()
     return killed.run_id
 

@@ -22,6 +22,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import requests
 from dagster import DagsterEventType, DagsterInstance, DagsterRun
 
@@ -257,6 +258,15 @@ class Deployment:
             if path.is_file() and needle.encode() in path.read_bytes():
                 hits.append(path)
         return hits
+
+
+def kill_with_children(process: subprocess.Popen) -> None:
+    """kill -9 of a command and every process under it (a closed terminal, an OOM kill)."""
+    group = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    for member in group:
+        member.kill()
+    process.communicate(timeout=30)
+    psutil.wait_procs(group, timeout=30)
 
 
 def free_port() -> int:
