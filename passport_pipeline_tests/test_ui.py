@@ -15,6 +15,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from passport_pipeline.domain.summary import PREVIEW_COUNT
 from passport_pipeline_tests.support.browser import chromium, missing_browser, screenshot, wait_for
+from passport_pipeline_tests.support.dataset import cover_urls
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
 
@@ -168,3 +169,53 @@ def file_image_outcome(driver: WebDriver, url: str) -> list:
         """,
         url,
     )
+
+
+def test_a_month_terminated_in_the_ui_is_finished_by_reexecute_from_failure(demo, browser):
+    deployment, base, gemini = demo
+    deployment.set_pool_limit(2)
+    gemini.latency_s = 1.0  # two covers a second: the month is under way when it is stopped
+    launch_month_from_the_launchpad(browser, base, MONTH)
+    wait_for(browser, lambda _: gemini.generate_requests >= 3, RUN_TIMEOUT_S, "paid calls")
+
+    # The run page's Terminate, then its dialog's confirmation.
+    element(browser, "//button[normalize-space()='Terminate']").click()
+    element(browser, "//*[@role='dialog']//button[normalize-space()='Terminate 1 run']").click()
+    element(browser, "//*[normalize-space()='Canceled']", RUN_TIMEOUT_S)
+    screenshot(browser, "5-terminated")
+    [stopped] = deployment.runs()
+    assert stopped.status.value == "CANCELED"
+    assert 0 < covered_users(deployment) < DEMO_USERS
+
+    # Re-execute ▾ → From failure: the users without a cover, and then the month.
+    gemini.latency_s = 0
+    element(
+        browser, "//button[starts-with(normalize-space(), 'Re-execute')]/following::button[1]"
+    ).click()  # its ▾ menu
+    element(browser, "//*[normalize-space()='From failure' and not(*)]").click()
+    wait_for(
+        browser,
+        lambda d: "/runs/" in d.current_url and stopped.run_id not in d.current_url,
+        PAGE_TIMEOUT_S,
+        "the re-execution's page",
+    )
+    again = browser.current_url.rsplit("/runs/", 1)[1].split("?")[0]
+
+    def finished(_):
+        # The page also lists the root run (Canceled) among the re-executions: read the run.
+        with deployment.instance() as instance:
+            run = instance.get_run_by_id(again)
+            return run is not None and run.is_finished and run.status.value
+
+    assert wait_for(browser, finished, RUN_TIMEOUT_S, "the re-execution to end") == "SUCCESS"
+    element(browser, "//*[normalize-space()='Success']")
+    screenshot(browser, "6-reexecuted")
+    assert covered_users(deployment) == DEMO_USERS
+    # Calls in flight at the stop finished and were stored: each user was paid once.
+    assert gemini.generate_requests == DEMO_USERS
+
+
+def covered_users(deployment: Deployment) -> int:
+    """Passports of the demo's app database that point at a cover."""
+    urls = cover_urls(f"sqlite:///{deployment.root / 'home' / 'app.sqlite3'}")
+    return sum(1 for url in urls.values() if url)
