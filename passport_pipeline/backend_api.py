@@ -26,6 +26,7 @@ from gql.transport.exceptions import (
 )
 from gql.transport.requests import RequestsHTTPTransport
 
+from passport_pipeline.covers.events import PARTIAL_RUN_STATUS
 from passport_pipeline.covers.names import COVERS_ASSET, JOB_NAME, PARTITION_TAG, user_of_step
 from passport_pipeline.domain.month_status import (
     FINISHED,
@@ -39,6 +40,14 @@ from passport_pipeline.domain.month_status import (
 # Everything progress needs, in one request: the month's runs (each with its tags and step
 # stats), whether the month is a partition at all, and the month's recorded summary.
 MONTH_QUERY = """
+fragment SummaryEntry on MetadataEntry {
+  label
+  ... on IntMetadataEntry { intValue }
+  ... on FloatMetadataEntry { floatValue }
+  ... on TextMetadataEntry { text }
+  ... on JsonMetadataEntry { jsonString }
+}
+
 query PassportMonth($month: String!) {
   runsOrError(filter: {
     pipelineName: "monthly_passport_covers"
@@ -60,13 +69,11 @@ query PassportMonth($month: String!) {
       partitionKeys
       assetMaterializations(partitions: [$month], limit: 1) {
         runId
-        metadataEntries {
-          label
-          ... on IntMetadataEntry { intValue }
-          ... on FloatMetadataEntry { floatValue }
-          ... on TextMetadataEntry { text }
-          ... on JsonMetadataEntry { jsonString }
-        }
+        metadataEntries { ...SummaryEntry }
+      }
+      assetObservations(partitions: [$month], limit: 50) {
+        runId
+        metadataEntries { ...SummaryEntry }
       }
     }
   }
@@ -164,7 +171,7 @@ class PassportBackend:
 
     def progress(self, month: str, run_id: str | None = None) -> MonthProgress:
         """The run's progress across its re-executions (default: the month's latest run)."""
-        runs, partition_keys, summary = self._month(month)
+        runs, partition_keys, summaries = self._month(month)
         if month not in partition_keys:
             raise UnknownMonth(_unknown_month(month, partition_keys))
         group = run_group(runs, run_id)
@@ -172,7 +179,7 @@ class PassportBackend:
             named = f"run {run_id}" if run_id else "run"
             raise NoSuchRun(f"no {named} of {JOB_NAME} for {month}")
         group_ids = {run.run_id for run in group}
-        own_summary = summary if summary and summary["run_id"] in group_ids else None
+        own_summary = next((one for one in summaries if one["run_id"] in group_ids), None)
         return fold_month(month, group, own_summary, time.time())
 
     def _launch(self, month: str, run_config: dict) -> str:
@@ -202,7 +209,10 @@ class PassportBackend:
                 raise BadUserIds(f"the run config was refused: {detail}") from error
             raise
 
-    def _month(self, month: str) -> tuple[list[RunView], list[str], dict | None]:
+    def _month(self, month: str) -> tuple[list[RunView], list[str], list[dict]]:
+        """The month's runs, its partition keys, and its summaries, newest first: the month's
+        materialization, then the observations of runs of listed users (which do not mark the
+        month done)."""
         try:
             data = self._reader.execute(
                 GraphQLRequest(MONTH_QUERY, variable_values={"month": month})
@@ -213,9 +223,12 @@ class PassportBackend:
         if runs_answer["__typename"] != "Runs" or node["__typename"] != "AssetNode":
             raise BackendError(f"unexpected answer: {runs_answer} {node['__typename']}")
         runs = [_run_view(run) for run in runs_answer["results"]]
-        materializations = node["assetMaterializations"]
-        summary = _summary(materializations[0]) if materializations else None
-        return runs, node["partitionKeys"], summary
+        summaries = [_summary(one) for one in node["assetMaterializations"]]
+        for observation in node["assetObservations"]:
+            values = _summary(observation)
+            if values.get("run_status") == PARTIAL_RUN_STATUS:
+                summaries.append(values)
+        return runs, node["partitionKeys"], summaries
 
 
 def _run_view(run: dict) -> RunView:

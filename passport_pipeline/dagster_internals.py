@@ -25,7 +25,8 @@ from dagster._core.execution.context_creation_job import PlanExecutionContextMan
 from dagster._core.execution.plan.execute_plan import dagster_event_sequence_for_step
 
 # A step failure event for a step that never ran has no public constructor:
-# ``DagsterEvent.step_failure_event`` needs the step's live execution context.
+# ``DagsterEvent.step_failure_event`` needs the step's live execution context. ``ErrorSource``
+# also tells progress a stop (INTERRUPT: never started, or cut by Ctrl-C) from a failure.
 from dagster._core.execution.plan.handle import StepHandle
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 from dagster._core.execution.plan.objects import ErrorSource, StepFailureData
@@ -37,17 +38,37 @@ from dagster._core.instance.ref import InstanceRef as InstanceRef
 
 # A step's log handler, whose ``filter`` we narrow to the step's own thread (below).
 from dagster._core.log_manager import DagsterLogHandler
+
+# The Launchpad's scaffold: the webserver's ``rootDefaultYaml`` is this function of the job's
+# config schema snapshot (dagster_graphql/schema/run_config.py). Tests check that what it
+# renders validates, for every image model (no public API renders it).
+from dagster._core.snap.snap_to_yaml import default_values_yaml_from_type_snap
+
+# The embedded instance's storage is built from these (execution/sqlite_storage.py): the class
+# data Dagster builds storages from, and where DagsterSqliteStorage keeps a run's event log.
+from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+from dagster._core.storage.sqlite_storage import (
+    _event_logs_directory as sqlite_event_logs_directory,
+)
+from dagster._serdes import ConfigurableClassData
 from dagster_shared.error import SerializableErrorInfo
 
 __all__ = [
     "STEP_WORKER_MODULES",
+    "ConfigurableClassData",
+    "DagsterSqliteStorage",
+    "ErrorSource",
     "ExecuteRunWithPlanIterable",
     "InstanceConcurrencyContext",
     "InstanceRef",
     "PlanExecutionContextManager",
+    "SqliteEventLogStorage",
     "confine_step_logs_to_this_thread",
     "dagster_event_sequence_for_step",
+    "default_values_yaml_from_type_snap",
     "report_step_never_started",
+    "sqlite_event_logs_directory",
 ]
 
 # Dagster's step worker, loaded by every forked step before our code runs (measured by listing

@@ -10,6 +10,8 @@ from dagster import Definitions, EnvVar
 
 from passport_pipeline.covers.alerts import alert_resources_for, month_alert_sensors
 from passport_pipeline.covers.asset import build_covers_asset, covers_job
+from passport_pipeline.covers.overdue import overdue_month_sensor
+from passport_pipeline.covers.partitions import monthly_partitions
 from passport_pipeline.covers.policies import cover_retry_policy
 from passport_pipeline.covers.schedule import monthly_covers_schedule
 from passport_pipeline.covers.stopped import stopped_month_sensors
@@ -17,7 +19,7 @@ from passport_pipeline.execution.executor import covers_executor
 from passport_pipeline.execution.run_health import dead_runs_sensor
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
-from passport_pipeline.resources.image_model import ImageModel, LocalImageModel
+from passport_pipeline.resources.image_model import AspectRatio, ImageModel, LocalImageModel
 from passport_pipeline.resources.image_store import ImageStore, LocalImageStore, S3ImageStore
 from passport_pipeline.resources.pending_covers import PendingCovers
 from passport_pipeline.settings import Settings, load_settings
@@ -41,7 +43,7 @@ def image_model_for(settings: Settings) -> ImageModel:
             api_key=EnvVar("GEMINI_API_KEY"),
             base_url=settings.gemini_base_url,
             model=settings.gemini_model,
-            aspect_ratio=settings.gemini_aspect_ratio,
+            aspect_ratio=AspectRatio(settings.gemini_aspect_ratio),
             price_per_image_usd=settings.gemini_price_per_image_usd,
             fallback_to_local=settings.gemini_fallback_to_local,
             connect_timeout_s=settings.gemini_connect_timeout_s,
@@ -97,12 +99,18 @@ def step_records_resources(settings: Settings) -> dict:
 def build_definitions(settings: Settings) -> Definitions:
     resources = resources_for(settings)
     return Definitions(
-        assets=[build_covers_asset(cover_retry_policy(settings.step_retry_delay_s))],
+        assets=[
+            build_covers_asset(
+                cover_retry_policy(settings.step_retry_delay_s),
+                monthly_partitions(settings.first_month),
+            )
+        ],
         jobs=[covers_job],
         schedules=[monthly_covers_schedule(covers_job)],
         sensors=[
-            *stopped_month_sensors(covers_job.name),
+            *stopped_month_sensors(covers_job.name, settings.alerts.ui_url),
             dead_runs_sensor(covers_job.name),
+            overdue_month_sensor(covers_job.name, settings),
             *month_alert_sensors(covers_job.name, settings.alerts.ui_url),
             *_batch_sensors(settings),
         ],

@@ -88,6 +88,10 @@ class Settings:
     gemini_pacing: bool = True
     gemini_start_width: int = 4
     gemini_start_rate: float = 60.0
+    # The months that matter: the first partition, and the day of the next month by which a
+    # month must be covered (else the overdue-month sensor alerts).
+    first_month: str = "2024-01"
+    month_due_day: int = 3
 
     @property
     def local_store_root(self) -> Path:
@@ -146,7 +150,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         gemini_base_url=get("GEMINI_BASE_URL", DEFAULT_GEMINI_BASE_URL).rstrip("/"),
         gemini_model=get("GEMINI_MODEL", DEFAULT_GEMINI_MODEL),
-        gemini_aspect_ratio=get("GEMINI_ASPECT_RATIO", "3:4"),
+        gemini_aspect_ratio=_aspect_ratio(get("GEMINI_ASPECT_RATIO", "3:4")),
         gemini_price_per_image_usd=_number(
             get("GEMINI_PRICE_PER_IMAGE_USD", "0.039"), "GEMINI_PRICE_PER_IMAGE_USD"
         ),
@@ -189,7 +193,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         gemini_start_width=max(1, _integer(get("GEMINI_START_WIDTH", "4"), "GEMINI_START_WIDTH")),
         gemini_start_rate=_positive_or_none(get("GEMINI_START_RATE", "60"), "GEMINI_START_RATE")
         or 60.0,
+        first_month=_month(get("PASSPORT_FIRST_MONTH", "2024-01"), "PASSPORT_FIRST_MONTH"),
+        month_due_day=_due_day(get("PASSPORT_MONTH_DUE_DAY", "3")),
     )
+
+
+# The shapes Gemini draws (resources/image_model.py AspectRatio).
+ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+
+
+def _aspect_ratio(value: str) -> str:
+    if value not in ASPECT_RATIOS:
+        raise SettingsError(f"GEMINI_ASPECT_RATIO={value!r}: one of {', '.join(ASPECT_RATIOS)}")
+    return value
 
 
 def _check_celery(get: Callable[..., str | None], image_store: str) -> None:
@@ -325,6 +341,23 @@ def _choice(value: str, allowed: tuple[str, ...], name: str) -> str:
     if value.lower() not in allowed:
         raise SettingsError(f"{name}={value!r} is not one of: {', '.join(allowed)}")
     return value.lower()
+
+
+def _month(value: str, name: str) -> str:
+    from passport_pipeline.domain.months import InvalidMonthError, Month
+
+    try:
+        month = Month.parse(value)
+    except InvalidMonthError as error:
+        raise SettingsError(f"{name}: {error}") from None
+    return month.key
+
+
+def _due_day(value: str) -> int:
+    day = _integer(value, "PASSPORT_MONTH_DUE_DAY")
+    if not 1 <= day <= 28:
+        raise SettingsError(f"PASSPORT_MONTH_DUE_DAY={day}: a day of the month from 1 to 28")
+    return day
 
 
 def _integer(value: str, name: str) -> int:

@@ -8,8 +8,15 @@ import sys
 from datetime import datetime
 
 import pytest
-from dagster import DefaultScheduleStatus, DefaultSensorStatus, build_schedule_context
+import yaml
+from dagster import (
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    build_schedule_context,
+    validate_run_config,
+)
 
+from passport_pipeline.dagster_internals import default_values_yaml_from_type_snap
 from passport_pipeline.definitions import build_definitions, defs
 from passport_pipeline.domain.months import SEOUL
 from passport_pipeline.resources.gemini import GeminiImageModel
@@ -296,3 +303,49 @@ def python_in(cwd, env: dict, code: str) -> subprocess.CompletedProcess:
         check=False,
         cwd=cwd,
     )
+
+
+def launchpad_scaffold(job) -> str:
+    """The run config the Launchpad opens with: the webserver's ``rootDefaultYaml``."""
+    snapshot = job.get_job_snapshot()
+    schema = snapshot.config_schema_snapshot
+    root = schema.get_config_snap(snapshot.mode_def_snaps[0].root_config_key)
+    return default_values_yaml_from_type_snap(schema, root)
+
+
+def plain_scalars(value):
+    """Every string of the config, as a YAML writer that quotes nothing would write it."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from plain_scalars(item)
+    elif isinstance(value, str):
+        yield value
+
+
+@pytest.mark.parametrize("model", ["local", "gemini", "gemini-batch"])
+def test_the_launchpads_scaffold_launches_as_it_opens(tmp_path, monkeypatch, model):
+    monkeypatch.setenv(
+        "GEMINI_API_KEY", "AIzaTEST-scaffold-key-0001112223"
+    )  # the scaffold's {env:}
+    env = {"PASSPORT_HOME": str(tmp_path), "PASSPORT_IMAGE_MODEL": model}
+    job = build_definitions(load_settings(env)).resolve_job_def("monthly_passport_covers")
+    config = yaml.safe_load(launchpad_scaffold(job))
+    assert validate_run_config(job, config)
+    # The Launchpad rewrites the scaffold (picking a partition merges YAML in the browser): a
+    # string only survives if it reads back as itself unquoted, as YAML 1.1 would read it.
+    for text in plain_scalars(config):
+        assert yaml.safe_load(f"value: {text}")["value"] == text, text
+    if model != "local":
+        assert config["resources"]["image_model"]["config"]["aspect_ratio"] == "RATIO_3_4"
+
+
+def test_partitions_start_at_the_configured_first_month(tmp_path):
+    env = {"PASSPORT_HOME": str(tmp_path), "PASSPORT_FIRST_MONTH": "2026-01"}
+    job = build_definitions(load_settings(env)).resolve_job_def("monthly_passport_covers")
+    assert job.partitions_def.get_partition_keys()[0] == "2026-01"
+
+
+def test_every_sensor_says_what_it_does_in_the_ui():
+    descriptions = {sensor.name: sensor.description for sensor in defs.sensors}
+    assert all(descriptions.values()), descriptions
+    assert len(set(descriptions.values())) == len(descriptions)  # no two read as synonyms

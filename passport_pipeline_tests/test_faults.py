@@ -86,11 +86,13 @@ def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
     assert 4 <= len(covered) < len(USERS)
     paid_before = {user.id: gemini.requests_for(title(user.id)) for user in USERS}
 
-    # The month's books balance already: each user is covered or a named failure; those whose
-    # step never started say so, which is what lets Dagster's own re-execution retry them.
+    # Each user is covered, or a named failure or stop; those whose step never started say so,
+    # which is what lets Dagster's own re-execution retry them. Stopped users are remaining:
+    # the month is not done.
     progress = deployment.progress("2026-10")
-    assert (progress["total"], progress["remaining"]) == (12, 0)
-    assert progress["completed"] + progress["failed"] == 12
+    assert progress["total"] == 12
+    assert progress["completed"] == len(covered)
+    assert progress["remaining"] == 12 - len(covered) - progress["failed"] > 0
     with deployment.instance() as instance:
         failure_data = {
             entry.dagster_event.step_key: entry.dagster_event.step_failure_data
@@ -118,7 +120,9 @@ def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
     cut = {key for key, data in failure_data.items() if data.error_source == ErrorSource.INTERRUPT}
     assert canceled | never_started | cut == set(failures), failures
     [run] = deployment.runs()
-    assert run.tags["passport/progress"].startswith(f"{len(USERS)} of {len(USERS)} users done")
+    done = progress["completed"] + progress["failed"]
+    assert run.tags["passport/progress"].startswith(f"{done} of {len(USERS)} users done")
+    assert f"; {progress['remaining']} remaining" in run.tags["passport/progress"]
     assert progress["status"] in ("canceled", "failure")
 
     # What the UI's "Re-execute → From failure" runs, as our command runs it.

@@ -5,6 +5,7 @@ month's covers seen on the asset's partition page. Screenshots go to ``ui-screen
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 
 import pytest
 import requests
@@ -14,23 +15,37 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from passport_pipeline.domain.summary import PREVIEW_COUNT
 from passport_pipeline_tests.support.browser import chromium, missing_browser, screenshot, wait_for
+from passport_pipeline_tests.support.dataset import cover_urls
 from passport_pipeline_tests.support.deployment import Deployment
+from passport_pipeline_tests.support.fake_gemini import FakeGemini
 
 MONTH = "2026-10"
 DEMO_USERS = 23  # the demo's users with a visit in October 2026 (demo/seed.py)
 PAGE_TIMEOUT_S = 60  # bounds on waits for a condition, not speed checks: the machine may be busy
 RUN_TIMEOUT_S = 240
 RUN_STATUSES = ("Success", "Failure", "Canceled")
+API_KEY = "AIzaTEST-ui-key-0001112223334445556"
 
 
 @pytest.fixture
 def demo(tmp_path):
-    """(deployment, base URL) of the seeded demo, with the webserver and the daemon up."""
+    """(deployment, base URL, Gemini server) of the seeded demo, with the webserver and the
+    daemon up."""
+    with ExitStack() as stack:
+        yield from _demo(tmp_path, stack)
+
+
+def _demo(tmp_path, stack: ExitStack):
     reason = missing_browser()
     if reason:
         pytest.fail(reason)
     root = tmp_path / "ui"
-    deployment = Deployment.create(root)
+    # The Gemini model (a local server speaking its protocol): its resource config is what the
+    # Launchpad must scaffold validly.
+    gemini = stack.enter_context(FakeGemini(api_keys=[API_KEY]))
+    deployment = Deployment.create(
+        root, PASSPORT_IMAGE_MODEL="gemini", GEMINI_BASE_URL=gemini.base_url, GEMINI_API_KEY=API_KEY
+    )
     seeded = deployment.run(sys.executable, "-m", "passport_pipeline.demo.seed")
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     with deployment.webserver() as port:
@@ -41,7 +56,7 @@ def demo(tmp_path):
             f"{base}/graphql", json={"query": "mutation { setNuxSeen }"}, timeout=30
         )
         assert seen.json() == {"data": {"setNuxSeen": True}}
-        yield deployment, base
+        yield deployment, base, gemini
 
 
 @pytest.fixture
@@ -64,9 +79,12 @@ def element(driver: WebDriver, xpath: str, timeout: float = PAGE_TIMEOUT_S):
 
 
 def launch_month_from_the_launchpad(driver: WebDriver, base: str, month: str) -> str:
-    """The operator's clicks: Jobs → monthly_passport_covers → Launchpad, pick the partition,
-    Launch Run. Returns the run page's URL."""
-    driver.get(f"{base}/locations/passport_pipeline/jobs/monthly_passport_covers/playground")
+    """The operator's clicks, as the README names them: Catalog → passport_covers →
+    Materialize… ▸ Open launchpad, pick the partition, Materialize. Returns the run page's URL."""
+    driver.get(f"{base}/assets/passport_covers")
+    materialize = element(driver, "//button[normalize-space()='Materialize…']")
+    materialize.find_element(By.XPATH, "following::button[1]").click()  # its ▾ menu
+    element(driver, "//*[normalize-space()='Open launchpad' and not(*)]").click()
     element(driver, "//input[@placeholder='Partition']")
 
     def partition_chosen(d):
@@ -85,8 +103,9 @@ def launch_month_from_the_launchpad(driver: WebDriver, base: str, month: str) ->
         return False
 
     wait_for(driver, partition_chosen, PAGE_TIMEOUT_S, f"the partition {month} chosen")
-    # The button is greyed out until the Launchpad has checked the run's config.
-    launch = element(driver, "//button[normalize-space()='Launch Run' and not(@disabled)]")
+    # The button stays grey until the Launchpad has checked the scaffolded config: with the
+    # Gemini model, a plain `aspect_ratio: 3:4` once kept it grey for good (YAML's 184).
+    launch = element(driver, "//button[normalize-space()='Materialize' and not(@disabled)]")
     screenshot(driver, "1-launchpad")
     launch.click()
     wait_for(driver, lambda d: "/runs/" in d.current_url, PAGE_TIMEOUT_S, "the run's page")
@@ -94,15 +113,18 @@ def launch_month_from_the_launchpad(driver: WebDriver, base: str, month: str) ->
 
 
 def test_a_month_launched_in_the_ui_shows_its_covers_as_images(demo, browser):
-    deployment, base = demo
+    deployment, base, gemini = demo
     run_url = launch_month_from_the_launchpad(browser, base, MONTH)
 
     status_xpath = " | ".join(f"//*[normalize-space()='{status}']" for status in RUN_STATUSES)
     status = element(browser, status_xpath, RUN_TIMEOUT_S).text
+    # The run page's header shows no custom tag: the month's progress is a line of its log.
+    element(browser, f"//*[starts-with(normalize-space(), 'progress: {DEMO_USERS} of')]")
     screenshot(browser, "2-run")
     assert status == "Success", f"the run at {run_url} ended {status}"
     [run] = deployment.runs()
     assert run.tags["dagster/partition"] == MONTH
+    assert gemini.generate_requests == DEMO_USERS  # the Launchpad's Gemini config, as scaffolded
 
     browser.get(f"{base}/assets/passport_covers?view=partitions&partition={MONTH}")
     show = element(
@@ -147,3 +169,53 @@ def file_image_outcome(driver: WebDriver, url: str) -> list:
         """,
         url,
     )
+
+
+def test_a_month_terminated_in_the_ui_is_finished_by_reexecute_from_failure(demo, browser):
+    deployment, base, gemini = demo
+    deployment.set_pool_limit(2)
+    gemini.latency_s = 1.0  # two covers a second: the month is under way when it is stopped
+    launch_month_from_the_launchpad(browser, base, MONTH)
+    wait_for(browser, lambda _: gemini.generate_requests >= 3, RUN_TIMEOUT_S, "paid calls")
+
+    # The run page's Terminate, then its dialog's confirmation.
+    element(browser, "//button[normalize-space()='Terminate']").click()
+    element(browser, "//*[@role='dialog']//button[normalize-space()='Terminate 1 run']").click()
+    element(browser, "//*[normalize-space()='Canceled']", RUN_TIMEOUT_S)
+    screenshot(browser, "5-terminated")
+    [stopped] = deployment.runs()
+    assert stopped.status.value == "CANCELED"
+    assert 0 < covered_users(deployment) < DEMO_USERS
+
+    # Re-execute ▾ → From failure: the users without a cover, and then the month.
+    gemini.latency_s = 0
+    element(
+        browser, "//button[starts-with(normalize-space(), 'Re-execute')]/following::button[1]"
+    ).click()  # its ▾ menu
+    element(browser, "//*[normalize-space()='From failure' and not(*)]").click()
+    wait_for(
+        browser,
+        lambda d: "/runs/" in d.current_url and stopped.run_id not in d.current_url,
+        PAGE_TIMEOUT_S,
+        "the re-execution's page",
+    )
+    again = browser.current_url.rsplit("/runs/", 1)[1].split("?")[0]
+
+    def finished(_):
+        # The page also lists the root run (Canceled) among the re-executions: read the run.
+        with deployment.instance() as instance:
+            run = instance.get_run_by_id(again)
+            return run is not None and run.is_finished and run.status.value
+
+    assert wait_for(browser, finished, RUN_TIMEOUT_S, "the re-execution to end") == "SUCCESS"
+    element(browser, "//*[normalize-space()='Success']")
+    screenshot(browser, "6-reexecuted")
+    assert covered_users(deployment) == DEMO_USERS
+    # Calls in flight at the stop finished and were stored: each user was paid once.
+    assert gemini.generate_requests == DEMO_USERS
+
+
+def covered_users(deployment: Deployment) -> int:
+    """Passports of the demo's app database that point at a cover."""
+    urls = cover_urls(f"sqlite:///{deployment.root / 'home' / 'app.sqlite3'}")
+    return sum(1 for url in urls.values() if url)

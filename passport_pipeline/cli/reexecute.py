@@ -22,6 +22,7 @@ from dagster import (
 )
 
 from passport_pipeline.covers.names import JOB_NAME, PARTITION_TAG
+from passport_pipeline.covers.progress import PROGRESS_TAG
 from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 
 # Dagster's documented run-group tags: what the UI's re-execution sets.
@@ -40,11 +41,12 @@ def covers_job_definition() -> JobDefinition:
 
 def reexecution_tags(parent_tags: dict[str, str], parent_run_id: str, root_run_id: str) -> dict:
     """The parent's own tags and its month; Dagster's bookkeeping tags (backfill, retry
-    number, failure reason, …) stay with the parent; the run-group tags tie the two together."""
+    number, failure reason, …) stay with the parent, and so does its progress line (the
+    re-execution publishes the month's own at its start); the run-group tags tie the two."""
     kept = {
         key: value
         for key, value in parent_tags.items()
-        if not key.startswith("dagster/") or key == PARTITION_TAG
+        if (not key.startswith("dagster/") or key == PARTITION_TAG) and key != PROGRESS_TAG
     }
     return {
         **kept,

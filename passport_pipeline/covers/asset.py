@@ -3,7 +3,14 @@ record the month), partitioned by month, and the job that materializes it."""
 
 from __future__ import annotations
 
-from dagster import AssetsDefinition, ConfigMapping, RetryPolicy, define_asset_job, graph_asset
+from dagster import (
+    AssetsDefinition,
+    ConfigMapping,
+    PartitionsDefinition,
+    RetryPolicy,
+    define_asset_job,
+    graph_asset,
+)
 
 from passport_pipeline.covers.cover_step import generate_cover
 from passport_pipeline.covers.names import COVERS_ASSET, JOB_NAME
@@ -12,8 +19,11 @@ from passport_pipeline.covers.plan import month_users
 from passport_pipeline.covers.record import record_month
 
 
-def build_covers_asset(retry_policy: RetryPolicy) -> AssetsDefinition:
-    """The month's covers as one partitioned asset, with the retry policy of the definitions.
+def build_covers_asset(
+    retry_policy: RetryPolicy, partitions: PartitionsDefinition | None = None
+) -> AssetsDefinition:
+    """The month's covers as one partitioned asset (by default from 2024-01), with the retry
+    policy of the definitions.
 
     The policy covers the steps that talk to outside systems: a database blip or a model that is
     briefly down is retried; permanent failures raise ``Failure(allow_retries=False)``."""
@@ -22,7 +32,7 @@ def build_covers_asset(retry_policy: RetryPolicy) -> AssetsDefinition:
 
     @graph_asset(
         name=COVERS_ASSET,
-        partitions_def=monthly_partitions,
+        partitions_def=partitions or monthly_partitions(),
         group_name="passports",
         # Run config stays one level deep: ops: {passport_covers: {config: {user_ids: [3, 7]}}}.
         config=ConfigMapping(

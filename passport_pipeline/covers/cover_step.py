@@ -84,7 +84,7 @@ def generate_cover(
             except PermanentImageModelError as error:
                 if error.refused:
                     return _refused(context, task, error)
-                raise _failure(context, task, error) from None
+                raise _failure(context, task, error, image_model) from None
             pending_covers.keep(stem, image)
         return _store_and_link(
             task, passport.id, stem, image, kept, app_db, image_store, pending_covers
@@ -163,7 +163,10 @@ def _refused(
 
 
 def _failure(
-    context: OpExecutionContext, task: UserTask, error: PermanentImageModelError
+    context: OpExecutionContext,
+    task: UserTask,
+    error: PermanentImageModelError,
+    image_model: ImageModel,
 ) -> Failure:
     if error.halts_run:
         _halt_run(context, str(error))
@@ -172,11 +175,12 @@ def _failure(
         reason = record_unusable_and_check(context, task.month, task.user_id, error.reason)
         if reason is not None:
             _halt_run(context, halt_reason(reason, HALT_AFTER_UNUSABLE, said))
-    return Failure(
-        f"user {task.user_id}: {error}",
-        metadata={"user_id": task.user_id, "reason": error.reason},
-        allow_retries=False,
-    )
+    metadata = {"user_id": task.user_id, "reason": error.reason}
+    if error.paid_calls:
+        # Unusable answers are still answers: the month's cost counts them (covers/progress.py).
+        price = float(getattr(image_model, "price_per_image_usd", 0.0))
+        metadata |= {"paid_calls": error.paid_calls, "estimated_cost_usd": error.paid_calls * price}
+    return Failure(f"user {task.user_id}: {error}", metadata=metadata, allow_retries=False)
 
 
 def _skipped(task: UserTask, reason: str) -> Output[CoverRecord]:
@@ -197,7 +201,9 @@ def _stop_if_halted(context: OpExecutionContext) -> None:
     if raw:
         halted = json.loads(raw)
         if halted.get("run_id") == context.run_id:
+            # Nothing was tried for this user: progress counts them as remaining (a stop).
             raise Failure(
                 f"not calling the image model: this run was halted: {halted['reason']}",
+                metadata={"halted": True},
                 allow_retries=False,
             )

@@ -1,9 +1,10 @@
 """Every event this code writes on the ``passport_covers`` asset itself, built in one place.
 
 Dagster writes the month's materialization (``record_month``'s output) and its failure status.
-Four observations add what Dagster cannot know: the month's planned total (``month_users``),
+Five observations add what Dagster cannot know: the month's planned total (``month_users``),
 a user's unusable model answer (the run's breaker, ``breaker.py``), a stopped run's counts (the
-stopped-month sensors, ``stopped.py``) and the month's Gemini batches (the batch ledger,
+stopped-month sensors, ``stopped.py``), a run of listed users' summary (``record.py``: it
+does not mark the month done) and the month's Gemini batches (the batch ledger,
 ``batch_ledger.py``).
 """
 
@@ -12,16 +13,26 @@ from __future__ import annotations
 from dagster import AssetObservation, MetadataValue
 
 from passport_pipeline.covers.names import COVERS_ASSET
+from passport_pipeline.domain.progress import Progress
 
 UNUSABLE_KEY = "unusable_answer"
+PARTIAL_RUN_STATUS = "listed users only"
 
 
-def planned(month: str, total: int, unknown_user_ids: list[int]) -> AssetObservation:
-    """The month's users to cover (the UI's progress and the CLI read ``total``)."""
+def planned(
+    month: str, total: int, unknown_user_ids: list[int], listed_only: bool = False
+) -> AssetObservation:
+    """The run's users to cover (the UI's progress and the CLI read ``total``): the month's, or
+    only the listed ones (``listed_only``: not the month's total)."""
     return AssetObservation(
         asset_key=COVERS_ASSET,
         partition=month,
-        metadata={"total": total, "unknown_user_ids": MetadataValue.json(unknown_user_ids)},
+        metadata={
+            "total": total,
+            "listed_only": listed_only,
+            "unknown_user_ids": MetadataValue.json(unknown_user_ids[:100]),
+            "unknown_user_count": len(unknown_user_ids),
+        },
     )
 
 
@@ -32,12 +43,44 @@ def unusable_answer(month: str, user_id: int, reason: str) -> AssetObservation:
     )
 
 
-def stopped_run(month: str, run_id: str, label: str, counts: dict) -> AssetObservation:
-    """A failed or canceled run's counts, shown next to the month's last full summary."""
+def stopped_run(
+    month: str,
+    run_id: str,
+    label: str,
+    counts: dict,
+    books: Progress | None = None,
+    ui_url: str | None = None,
+) -> AssetObservation:
+    """A failed or canceled run's counts, the month's over all its runs (``month_*``: covered,
+    failed, never started or canceled, remaining, spend), and where to re-execute it."""
+    metadata = {**counts, "run_id": run_id, "run_status": label}
+    if books is not None:
+        metadata.update(month_books(books))
+    command = f"python -m passport_pipeline.cli.reexecute {run_id}"
+    metadata["reexecute"] = (
+        MetadataValue.url(f"{ui_url.rstrip('/')}/runs/{run_id}") if ui_url else command
+    )
+    return AssetObservation(asset_key=COVERS_ASSET, partition=month, metadata=metadata)
+
+
+def month_books(books: Progress) -> dict:
+    """The month's true counts over every run of it, as metadata entries."""
+    return {
+        "month_total": books.total if books.total is not None else "unknown",
+        "month_covered": books.completed,
+        "month_failed": books.failed,
+        "month_stopped": books.stopped,
+        "month_remaining": books.remaining if books.remaining is not None else "unknown",
+        "month_spend_usd": books.estimated_cost_usd,
+    }
+
+
+def partial_run(month: str, run_id: str, summary: dict) -> AssetObservation:
+    """A run of listed users only: its summary, on the month, which it does not mark done."""
     return AssetObservation(
         asset_key=COVERS_ASSET,
         partition=month,
-        metadata={**counts, "run_id": run_id, "run_status": label},
+        metadata={**summary, "run_id": run_id, "run_status": PARTIAL_RUN_STATUS},
     )
 
 

@@ -11,6 +11,10 @@ import re
 
 from dagster import AssetKey, DagsterRun, DagsterRunStatus, DefaultSensorStatus, run_status_sensor
 
+# Set on a run that stood aside for an older run of its month (covers/one_run.py): "<the run's
+# own id> deferred to <the older run's id>" (a re-execution copies its parent's tags).
+from passport_pipeline.domain.month_status import REFUSED_TAG
+
 COVERS_ASSET = "passport_covers"
 JOB_NAME = "monthly_passport_covers"
 GEMINI_POOL = "gemini"
@@ -37,9 +41,17 @@ def user_of_step(step_key: str | None) -> str | None:
     return match.group("mapping_key") if match else None
 
 
+def is_refused(run: DagsterRun) -> bool:
+    """A run that stood aside for an older run of its month before any step: it did nothing."""
+    return run.tags.get(REFUSED_TAG, "").startswith(f"{run.run_id} ")
+
+
 def is_covers_run(run: DagsterRun) -> bool:
     """A run of the job, or any other run that materializes the covers: from the asset's page
-    (Dagster's implicit asset job, ``__ASSET_JOB``) or ``materialize`` (an ephemeral job)."""
+    (Dagster's implicit asset job, ``__ASSET_JOB``) or ``materialize`` (an ephemeral job). A run
+    refused for an older run of its month is none of the month's business."""
+    if is_refused(run):
+        return False
     if run.job_name == JOB_NAME or AssetKey(COVERS_ASSET) in (run.asset_selection or ()):
         return True
     # Implicit asset jobs are named "__…"; in this code location they can only hold the covers.

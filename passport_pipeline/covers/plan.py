@@ -8,11 +8,17 @@ from pydantic import Field
 
 from passport_pipeline.covers import batch, events
 from passport_pipeline.covers.names import USERS_OUTPUT
-from passport_pipeline.covers.partitions import monthly_partitions
+from passport_pipeline.covers.one_run import MonthAlreadyRunning, claim_month
 from passport_pipeline.domain.keys import WeakSecretError
-from passport_pipeline.domain.month_status import TOTAL_TAG, UNKNOWN_USERS_TAG
+from passport_pipeline.domain.month_status import (
+    TAGGED_IDS,
+    TOTAL_TAG,
+    UNKNOWN_COUNT_TAG,
+    UNKNOWN_USERS_TAG,
+)
 from passport_pipeline.domain.months import InvalidMonthError, Month
 from passport_pipeline.domain.records import UserTask
+from passport_pipeline.domain.summary import listed
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import ImageModel, PermanentImageModelError
@@ -45,6 +51,8 @@ class MonthPlan:
     month: str
     user_ids: list[int]
     unknown_user_ids: list[int]
+    # Only listed users, not the month's: such a run never marks the month done.
+    partial: bool = False
 
 
 def run_month(context: OpExecutionContext) -> Month:
@@ -65,8 +73,9 @@ def run_month(context: OpExecutionContext) -> Month:
             f"launch it as {month.key!r}",
             allow_retries=False,
         )
-    if not monthly_partitions.has_partition_key(month.key):
-        keys = monthly_partitions.get_partition_keys()
+    partitions = context.assets_def.partitions_def
+    if not partitions.has_partition_key(month.key):
+        keys = partitions.get_partition_keys()
         raise Failure(
             f"partition key: {month} is not a month this job covers: months run from "
             f"{keys[0]} to the last finished month, {keys[-1]}",
@@ -91,6 +100,10 @@ def month_users(
     check that the image model, the store and the key secret can be used at all, and fan out
     one cover step per user."""
     month = run_month(context)
+    try:  # the executor checked already, unless this run is on Dagster's in-process executor
+        claim_month(context.instance, context.run_id)
+    except MonthAlreadyRunning as error:
+        raise Failure(str(error), allow_retries=False) from None
     try:
         image_model.preflight()
     except PermanentImageModelError as error:
@@ -115,7 +128,9 @@ def month_users(
         user_ids = [user_id for user_id in requested if user_id in known]
         unknown = [user_id for user_id in requested if user_id not in known]
         if unknown:
-            context.log.warning(f"skipping user ids that do not exist: {unknown}")
+            context.log.warning(
+                f"skipping {len(unknown)} user ids that do not exist: {listed(unknown)}"
+            )
     batch_name = config.batch_name
     if batch_name is None and batch.uses_batch(image_model) and not config.direct:
         decision, batch_name = batch.plan_batch(
@@ -126,11 +141,22 @@ def month_users(
             return
     context.log.info(f"{month}: {len(user_ids)} users to cover")
     # The app backend reads the run's total over the webserver's GraphQL API (backend_api.py).
+    # A tag is an indexed row: it holds a bounded sample, the count, never the whole list (a
+    # 100,000-id list once broke PostgreSQL's index); the full list is in the month's events.
     context.instance.add_run_tags(
-        context.run_id, {TOTAL_TAG: str(len(user_ids)), UNKNOWN_USERS_TAG: json.dumps(unknown)}
+        context.run_id,
+        {
+            TOTAL_TAG: str(len(user_ids)),
+            UNKNOWN_USERS_TAG: json.dumps(unknown[:TAGGED_IDS]),
+            UNKNOWN_COUNT_TAG: str(len(unknown)),
+        },
     )
-    context.log_event(events.planned(month.key, len(user_ids), unknown))
-    yield Output(MonthPlan(month.key, user_ids, unknown), output_name="plan")
+    # A batch's results run lists the batch's users; it records the month as the direct path
+    # does (a batch submitted for listed users is not told apart yet).
+    listed_only = config.user_ids is not None and config.batch_name is None
+    context.log_event(events.planned(month.key, len(user_ids), unknown, listed_only))
+    plan = MonthPlan(month.key, user_ids, unknown, partial=listed_only)
+    yield Output(plan, output_name="plan")
     if batch_name is not None:
         tasks = batch.results_tasks(
             context, month, user_ids, batch_name, config.force_regenerate, image_model

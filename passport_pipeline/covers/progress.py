@@ -14,7 +14,14 @@ import time
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, RunsFilter
 
 from passport_pipeline.covers.batch_ledger import month_batches
-from passport_pipeline.covers.names import COVERS_ASSET, PARTITION_TAG, is_covers_run, user_of_step
+from passport_pipeline.covers.names import (
+    COVERS_ASSET,
+    PARTITION_TAG,
+    is_covers_run,
+    is_refused,
+    user_of_step,
+)
+from passport_pipeline.dagster_internals import ErrorSource
 from passport_pipeline.domain.months import Month
 from passport_pipeline.domain.progress import (
     InFlight,
@@ -45,29 +52,49 @@ def latest_run_id(instance: DagsterInstance, month: Month) -> str | None:
     return next((run.run_id for run in runs if is_covers_run(run)), None)
 
 
+def group_run_ids(instance: DagsterInstance, run_id: str) -> list[str]:
+    """The run and its re-executions, without those refused for an older run of the month (they
+    did nothing); the run itself always."""
+    group = instance.get_run_group(run_id)
+    if group is None:
+        raise LookupError(f"no run {run_id} in this Dagster instance")
+    return [run.run_id for run in group[1] if run.run_id == run_id or not is_refused(run)]
+
+
 def run_status(instance: DagsterInstance, run_id: str) -> str:
     """The status of the newest run of the run's group: queued, started, success, failure,
     canceled, … (lower case)."""
-    group = instance.get_run_group(run_id)
-    run_ids = [run.run_id for run in group[1]] if group else [run_id]
-    records = instance.get_run_records(RunsFilter(run_ids=run_ids))
+    records = instance.get_run_records(RunsFilter(run_ids=group_run_ids(instance, run_id)))
     newest = max(records, key=lambda record: record.create_timestamp)
     return newest.dagster_run.status.value.lower()
 
 
-def publish_progress(instance: DagsterInstance, run_id: str) -> None:
-    """Show the month's progress on the run (tag ``passport/progress``): the run page shows it,
-    and updating a tag adds no event to the log."""
+def publish_progress(instance: DagsterInstance, run_id: str) -> str:
+    """Put the month's progress on the run (tag ``passport/progress``, which the runs list and
+    the backend read); the line, which the run's executor also logs when it changed."""
     progress, _ = run_progress(instance, run_id)
-    instance.add_run_tags(run_id, {PROGRESS_TAG: progress_line(progress)})
+    line = progress_line(progress)
+    instance.add_run_tags(run_id, {PROGRESS_TAG: line})
+    return line
 
 
 def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFlight]:
     """The month's counts over the run and its re-executions, and the cover steps in flight."""
-    group = instance.get_run_group(run_id)
-    if group is None:
-        raise LookupError(f"no run {run_id} in this Dagster instance")
-    run_ids = [run.run_id for run in group[1]]
+    return _progress_of(instance, group_run_ids(instance, run_id), whole_month_total=False)
+
+
+def month_progress(instance: DagsterInstance, month: str) -> Progress:
+    """The month's counts over every run of it (the job, the asset page, the CLI, their
+    re-executions, runs of listed users): each user's latest outcome, the spend of them all, and
+    the total of the latest plan of the whole month."""
+    runs = instance.get_runs(RunsFilter(tags={PARTITION_TAG: month}))
+    run_ids = [run.run_id for run in reversed(runs) if is_covers_run(run)]
+    return _progress_of(instance, run_ids, whole_month_total=True)[0]
+
+
+def _progress_of(
+    instance: DagsterInstance, run_ids: list[str], whole_month_total: bool
+) -> tuple[Progress, InFlight]:
     events: list[StepEvent] = []
     total: int | None = None
     for one_run_id in run_ids:
@@ -77,26 +104,40 @@ def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFl
             event = entry.dagster_event
             if event.event_type is DagsterEventType.ASSET_OBSERVATION:
                 metadata = event.asset_observation_data.asset_observation.metadata
-                if "total" in metadata:
+                listed_only = "listed_only" in metadata and metadata["listed_only"].value
+                if "total" in metadata and not (whole_month_total and listed_only):
                     total = int(metadata["total"].value)
                 continue
             user = user_of_step(event.step_key)
             if user is None:
                 continue
-            status, cost = None, 0.0
+            kind, status, cost = _KINDS[event.event_type], None, 0.0
             if event.event_type is DagsterEventType.STEP_OUTPUT:
                 metadata = event.step_output_data.metadata
                 status = metadata["status"].value if "status" in metadata else None
                 if "estimated_cost_usd" in metadata:
                     cost = float(metadata["estimated_cost_usd"].value)
-            events.append(StepEvent(user, _KINDS[event.event_type], entry.timestamp, status, cost))
-    records = instance.get_run_records(RunsFilter(run_ids=run_ids))
+            elif event.event_type is DagsterEventType.STEP_FAILURE:
+                kind, cost = _failure_kind(event.step_failure_data)
+            events.append(StepEvent(user, kind, entry.timestamp, status, cost))
+    records = instance.get_run_records(RunsFilter(run_ids=run_ids)) if run_ids else []
     starts = [r.start_time for r in records if r.start_time]
     finished = all(r.end_time for r in records)
     started_at = min(starts) if starts else time.time()
     ended_at = max(r.end_time for r in records) if finished and records else time.time()
     progress = compute_progress(total, events, started_at, ended_at)
     return progress, in_flight(cover_step_intervals(events))
+
+
+def _failure_kind(failure) -> tuple[StepEventKind, float]:
+    """A stop (never started, canceled, interrupted, not tried after a halt) or a failure, and
+    what its calls cost."""
+    metadata = failure.user_failure_data.metadata if failure.user_failure_data else {}
+    cost = float(metadata["estimated_cost_usd"].value) if "estimated_cost_usd" in metadata else 0.0
+    # Nothing was decided for the user: never started, canceled, or not tried after a halt.
+    if failure.error_source == ErrorSource.INTERRUPT or {"canceled", "halted"} & set(metadata):
+        return StepEventKind.STOPPED, cost
+    return StepEventKind.FAILURE, cost
 
 
 def month_summary(instance: DagsterInstance, month: Month) -> dict | None:

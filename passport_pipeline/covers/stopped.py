@@ -15,26 +15,29 @@ from dagster import (
 
 from passport_pipeline.covers import events
 from passport_pipeline.covers.names import PARTITION_TAG, covers_run_status_sensor, is_covers_run
-from passport_pipeline.covers.progress import run_progress
+from passport_pipeline.covers.progress import month_progress, run_progress
 from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 
 
-def stopped_month_sensors(job_name: str) -> list[SensorDefinition]:
+def stopped_month_sensors(job_name: str, ui_url: str | None = None) -> list[SensorDefinition]:
     """One sensor for failed runs of the job, one for canceled ones; each records the run's
-    users that never started and the run's counts on its month."""
+    users that never started and the run's and the month's counts on its month."""
     return [
-        _stopped_month_sensor(job_name, DagsterRunStatus.FAILURE, "failures", "failed"),
-        _stopped_month_sensor(job_name, DagsterRunStatus.CANCELED, "cancellations", "canceled"),
+        _stopped_month_sensor(job_name, DagsterRunStatus.FAILURE, "failures", "failed", ui_url),
+        _stopped_month_sensor(
+            job_name, DagsterRunStatus.CANCELED, "cancellations", "canceled", ui_url
+        ),
     ]
 
 
 def _stopped_month_sensor(
-    job_name: str, status: DagsterRunStatus, name: str, label: str
+    job_name: str, status: DagsterRunStatus, name: str, label: str, ui_url: str | None
 ) -> SensorDefinition:
     @covers_run_status_sensor(
         status,
         f"{job_name}_{name}",
-        f"Records a {label} run's unstarted users and counts on its month.",
+        f"Records a {label} run's never-started users, and its and its month's counts "
+        "(with the run to re-execute) on the month's partition.",
     )
     def record_stopped_month(context: RunStatusSensorContext):
         run = context.dagster_run
@@ -45,8 +48,9 @@ def _stopped_month_sensor(
         if not month:
             return
         progress, _ = run_progress(context.instance, run.run_id)
+        books = month_progress(context.instance, month)
         context.instance.report_runless_asset_event(
-            events.stopped_run(month, run.run_id, label, progress.as_dict())
+            events.stopped_run(month, run.run_id, label, progress.as_dict(), books, ui_url)
         )
 
     return record_stopped_month

@@ -15,7 +15,13 @@ from __future__ import annotations
 
 from dagster import DagsterEventType, DagsterInstance
 
-from passport_pipeline.covers.names import COVER_STEP, USERS_OUTPUT, USERS_STEP, user_step_key
+from passport_pipeline.covers.names import (
+    COVER_STEP,
+    USERS_OUTPUT,
+    USERS_STEP,
+    is_covers_run,
+    user_step_key,
+)
 from passport_pipeline.dagster_internals import report_step_never_started
 
 NEVER_STARTED = (
@@ -65,3 +71,11 @@ def record_unstarted_user_steps(instance: DagsterInstance, run_id: str) -> list[
     for step_key in unstarted:
         report_step_never_started(instance, run_id, run.job_name, step_key, NEVER_STARTED)
     return unstarted
+
+
+def record_stopped_run_users(instance: DagsterInstance, run_id: str) -> list[str]:
+    """For a covers run that is ending stopped short: its never-started users, recorded."""
+    run = instance.get_run_by_id(run_id)
+    if run is None or not is_covers_run(run):
+        return []
+    return record_unstarted_user_steps(instance, run_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ def inspect_image(data: bytes, max_bytes: int | None = None) -> ImageInfo:
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise InvalidImageError(
-            f"the {len(data)} bytes returned are not a decodable image ({error})"
+            f"the {len(data)} bytes returned are not a decodable image ({_said(error)})"
         ) from error
     if image_format not in _FORMATS:
         raise InvalidImageError(f"image format {image_format} is not one a passport can show")
@@ -80,6 +81,15 @@ def inspect_image(data: bytes, max_bytes: int | None = None) -> ImageInfo:
         raise InvalidImageError(f"the image is only {width}x{height} pixels")
     mime_type, extension = _FORMATS[image_format]
     return ImageInfo(mime_type, extension, width, height)
+
+
+# Pillow names the buffer it read: "cannot identify image file <_io.BytesIO object at 0x7f…>".
+_OBJECT_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def _said(error: Exception) -> str:
+    """Pillow's message without the repr of the in-memory file it was reading."""
+    return _OBJECT_REPR.sub("", str(error)).strip() or type(error).__name__
 
 
 def _open_refusing_bombs(data: bytes) -> Image.Image:
@@ -114,5 +124,7 @@ def thumbnail_data_uri(data: bytes, max_side: int = THUMBNAIL_MAX_SIDE) -> str:
         OSError,
         ValueError,
     ) as error:
-        raise InvalidImageError(f"no thumbnail of these {len(data)} bytes ({error})") from error
+        raise InvalidImageError(
+            f"no thumbnail of these {len(data)} bytes ({_said(error)})"
+        ) from error
     return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")

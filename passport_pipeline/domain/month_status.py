@@ -9,7 +9,12 @@ from dataclasses import asdict, dataclass, field
 from passport_pipeline.domain.progress import StepEvent, StepEventKind, compute_progress
 
 TOTAL_TAG = "passport/total"
-UNKNOWN_USERS_TAG = "passport/unknown_user_ids"
+UNKNOWN_USERS_TAG = "passport/unknown_user_ids"  # the first TAGGED_IDS of them, as JSON
+UNKNOWN_COUNT_TAG = "passport/unknown_user_count"
+TAGGED_IDS = 20
+# "<run id> deferred to <older run id>": a run that stood aside for an older run of its month
+# before any step (covers/one_run.py); it is none of the month's progress.
+REFUSED_TAG = "passport/refused"
 FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 STARTING = frozenset({"NOT_STARTED", "STARTING"})
 
@@ -64,6 +69,7 @@ class MonthProgress:
 
 def run_group(runs: list[RunView], run_id: str | None = None) -> list[RunView]:
     """The group of ``run_id`` (default: of the month's latest run), oldest first."""
+    runs = [run for run in runs if run.run_id == run_id or not _refused(run)]
     if not runs:
         return []
     by_id = {run.run_id: run for run in runs}
@@ -72,6 +78,10 @@ def run_group(runs: list[RunView], run_id: str | None = None) -> list[RunView]:
     anchor = by_id[run_id] if run_id else max(runs, key=lambda run: run.creation_time)
     group = [run for run in runs if run.root_run_id == anchor.root_run_id]
     return sorted(group, key=lambda run: run.creation_time)
+
+
+def _refused(run: RunView) -> bool:
+    return run.tags.get(REFUSED_TAG, "").startswith(f"{run.run_id} ")
 
 
 def _events(group: list[RunView]) -> list[StepEvent]:
@@ -85,7 +95,11 @@ def _events(group: list[RunView]) -> list[StepEvent]:
             if stat.status == "SUCCESS":
                 events.append(StepEvent(stat.user, StepEventKind.SUCCESS, end))
             elif stat.status == "FAILURE":
-                events.append(StepEvent(stat.user, StepEventKind.FAILURE, end))
+                # A step that failed without ever starting was stopped before it ran (the run
+                # was stopped): the user is remaining, not done.
+                stopped = stat.start_time is None
+                kind = StepEventKind.STOPPED if stopped else StepEventKind.FAILURE
+                events.append(StepEvent(stat.user, kind, end))
     return events
 
 

@@ -13,6 +13,9 @@ class StepEventKind(StrEnum):
     SUCCESS = "success"
     RETRY = "retry"
     FAILURE = "failure"
+    # A failure that is a stop: the user's step never started, or was canceled by Ctrl-C or
+    # Terminate. Nothing was decided for the user: they are remaining, not done.
+    STOPPED = "stopped"
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class StepEvent:
     kind: StepEventKind
     timestamp: float
     status: str | None = None  # a cover record's status, on OUTPUT events
-    cost_usd: float = 0.0  # the estimated cost of the model calls, on OUTPUT events
+    cost_usd: float = 0.0  # the estimated cost of the model calls, on OUTPUT and FAILURE events
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class Progress:
     percent: float | None
     elapsed_s: float
     estimated_cost_usd: float = 0.0
+    # Of the remaining: users whose step was stopped (never started, or canceled mid-way).
+    stopped: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -53,7 +58,8 @@ def compute_progress(
     """Fold the events (in time order, over a run and its re-executions) into counts.
 
     A user's latest event decides: a failed step that a re-execution then ran successfully
-    counts as completed, not failed.
+    counts as completed, not failed; a user whose step was stopped (never started, canceled)
+    counts as remaining until a later run decides them.
     """
     state: dict[str, str] = {}
     for event in sorted(events, key=lambda e: e.timestamp):
@@ -65,10 +71,13 @@ def compute_progress(
                 state[user] = "completed"
         elif event.kind is StepEventKind.FAILURE:
             state[user] = "failed"
+        elif event.kind is StepEventKind.STOPPED:
+            state[user] = "stopped"
         elif event.kind in (StepEventKind.START, StepEventKind.RETRY):
             state[user] = "in_flight"
-    cost = sum(e.cost_usd for e in events if e.kind is StepEventKind.OUTPUT)
-    counts = {name: 0 for name in ("completed", "failed", "skipped", "in_flight", "output")}
+    cost = sum(e.cost_usd for e in events)
+    names = ("completed", "failed", "skipped", "in_flight", "output", "stopped")
+    counts = {name: 0 for name in names}
     for value in state.values():
         counts[value] += 1
     done = counts["completed"] + counts["failed"] + counts["skipped"]
@@ -86,6 +95,7 @@ def compute_progress(
         percent=percent,
         elapsed_s=round(max(ended_at - started_at, 0.0), 1),
         estimated_cost_usd=round(cost, 4),
+        stopped=counts["stopped"],
     )
 
 
@@ -94,9 +104,11 @@ def progress_line(progress: Progress) -> str:
     total = "?" if progress.total is None else progress.total
     done = progress.completed + progress.failed + progress.skipped
     percent = "" if progress.percent is None else f" ({progress.percent:g}%)"
+    stopped = f" ({progress.stopped} stopped)" if progress.stopped else ""
     return (
         f"{done} of {total} users done{percent}: {progress.completed} covered, "
-        f"{progress.failed} failed, {progress.skipped} skipped; {progress.remaining} remaining, "
+        f"{progress.failed} failed, {progress.skipped} skipped; {progress.remaining} remaining"
+        f"{stopped}, "
         f"{progress.in_flight} in flight; ${progress.estimated_cost_usd:.2f} so far"
     )
 
@@ -114,7 +126,12 @@ def cover_step_intervals(events: Iterable[StepEvent]) -> list[tuple[float, float
     for event in sorted(events, key=lambda e: e.timestamp):
         if event.kind is StepEventKind.START:
             open_since[event.user] = event.timestamp
-        elif event.kind in (StepEventKind.SUCCESS, StepEventKind.FAILURE, StepEventKind.RETRY):
+        elif event.kind in (
+            StepEventKind.SUCCESS,
+            StepEventKind.FAILURE,
+            StepEventKind.STOPPED,
+            StepEventKind.RETRY,
+        ):
             started = open_since.pop(event.user, None)
             if started is not None:
                 intervals.append((started, event.timestamp))

@@ -108,3 +108,9 @@ def _covers_shown(summary: MonthSummary, shown: int) -> str:
 
 def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
+
+
+def listed(user_ids: list[int], limit: int = 20) -> str:
+    """Ids for a message: the first ``limit``, then how many more."""
+    shown = ", ".join(str(user_id) for user_id in user_ids[:limit])
+    return shown + (f" and {len(user_ids) - limit} more" if len(user_ids) > limit else "")

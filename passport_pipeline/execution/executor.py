@@ -25,6 +25,7 @@ from dagster import (
     multiprocess_executor,
 )
 
+from passport_pipeline.covers.one_run import claim_month
 from passport_pipeline.covers.progress import publish_progress
 from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 from passport_pipeline.dagster_internals import STEP_WORKER_MODULES
@@ -52,7 +53,8 @@ def step_preload_modules(resources: Mapping[str, ConfigurableResource]) -> list[
 
 
 class _CoversExecutor(Executor):
-    """Dagster's executor, plus, in the run process: the run's process is recorded and pool
+    """Dagster's executor, plus, in the run process: the run goes ahead only if it is its
+    month's oldest unfinished run (``one_run``); the run's process is recorded and pool
     slots held by dead runs are reported while the run waits (``run_health``); and when the run
     stops part-way, the users whose step never started are recorded as failed
     (``unstarted_steps``), so that "Re-execute from failure" covers them."""
@@ -69,6 +71,8 @@ class _CoversExecutor(Executor):
         return self._inner.step_dependency_config
 
     def execute(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:
+        # One run of a month at a time: before any step (a re-execution runs no month_users).
+        claim_month(plan_context.instance, plan_context.run_id)
         # The progress is published once more on the way out, after the stop is recorded.
         with watched_run_process(plan_context), _publishing_progress(plan_context):
             try:
@@ -87,19 +91,30 @@ class _CoversExecutor(Executor):
 
 @contextmanager
 def _publishing_progress(plan_context) -> Iterator[None]:
-    """While the run executes, keep its progress on the run page (a run tag, no events)."""
+    """While the run executes, keep its progress on the run: the tag, and a line in the run's
+    log whenever it changed (at most every PROGRESS_INTERVAL_S). The run page's header shows no
+    custom tag; its event log is where an operator reads the run."""
+    said = [""]
 
     def publish() -> None:
-        publish_progress(plan_context.instance, plan_context.run_id)
+        line = publish_progress(plan_context.instance, plan_context.run_id)
+        if line != said[0]:
+            said[0] = line
+            plan_context.log.info(f"progress: {line}")
 
+    def publish_quietly() -> None:
+        try:
+            publish()
+        except Exception as error:  # progress is for people: it must never end a run
+            plan_context.log.debug(f"progress publisher: {error!r}")
+
+    # At once: a re-execution starts with its parent's tag, which is not the month's state.
+    publish_quietly()
     try:
         with periodically(plan_context, PROGRESS_INTERVAL_S, "progress publisher", publish):
             yield
     finally:
-        try:  # once more on the way out, a stop included: the run page ends on the last word
-            publish()
-        except Exception as error:  # progress is for people: it must never end a run
-            plan_context.log.debug(f"progress publisher: {error!r}")
+        publish_quietly()  # once more on the way out, a stop included: the last word
 
 
 @executor(

@@ -110,26 +110,32 @@ class AtomicClaimPostgresEventLogStorage(PostgresEventLogStorage):
         self, concurrency_key: str, run_id: str, step_key: str
     ) -> ConcurrencySlotStatus:
         # Upstream bug (see the module docstring): the stock method SELECTs then UPDATEs in two
-        # autocommit statements. One statement keeps the row lock from pick to claim, and the
-        # outer `step_key IS NULL` re-checks the row as it is when the lock is taken.
-        slots = ConcurrencySlotsTable
-        free_slot = (
-            db.select(slots.c.id)
-            .where(
-                slots.c.concurrency_key == concurrency_key,
-                slots.c.step_key.is_(None),
-                slots.c.deleted.is_(False),
-            )
-            .with_for_update(skip_locked=True)
-            .limit(1)
-            .scalar_subquery()
+        # autocommit statements.
+        return claim_one_slot(self, concurrency_key, run_id, step_key)
+
+
+def claim_one_slot(storage, concurrency_key: str, run_id: str, step_key: str):
+    """Pick a free slot of the pool and claim it in one statement: on PostgreSQL the row lock
+    is kept from pick to claim; on sqlite the statement runs under the database's write lock.
+    The outer ``step_key IS NULL`` re-checks the row as it is when the claim is written."""
+    slots = ConcurrencySlotsTable
+    free_slot = (
+        db.select(slots.c.id)
+        .where(
+            slots.c.concurrency_key == concurrency_key,
+            slots.c.step_key.is_(None),
+            slots.c.deleted.is_(False),
         )
-        claim = (
-            slots.update()
-            .where(slots.c.id == free_slot, slots.c.step_key.is_(None))
-            .values(run_id=run_id, step_key=step_key)
-            .returning(slots.c.id)
-        )
-        with self.index_connection() as conn:
-            claimed = conn.execute(claim).fetchone()
-        return ConcurrencySlotStatus.CLAIMED if claimed else ConcurrencySlotStatus.BLOCKED
+        .with_for_update(skip_locked=True)  # PostgreSQL; sqlite has no row locks to take
+        .limit(1)
+        .scalar_subquery()
+    )
+    claim = (
+        slots.update()
+        .where(slots.c.id == free_slot, slots.c.step_key.is_(None))
+        .values(run_id=run_id, step_key=step_key)
+        .returning(slots.c.id)
+    )
+    with storage.index_connection() as conn:
+        claimed = conn.execute(claim).fetchone()
+    return ConcurrencySlotStatus.CLAIMED if claimed else ConcurrencySlotStatus.BLOCKED

@@ -64,6 +64,10 @@ def dead_runs_sensor(job_name: str):
         name=f"{job_name}_dead_runs",
         minimum_interval_seconds=SENSOR_INTERVAL_S,
         default_status=DefaultSensorStatus.RUNNING,
+        description=(
+            "Marks failed a covers run whose process is gone (kill -9, a closed terminal, OOM) "
+            "and gives back its pool slots; judges only runs started on this machine."
+        ),
     )
     def release_dead_runs_sensor(context: SensorEvaluationContext):
         """Fails runs whose process was killed (e.g. kill -9 of `dagster job execute`) and gives

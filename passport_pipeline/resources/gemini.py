@@ -54,6 +54,7 @@ from passport_pipeline.resources.http_body import (
     send,
 )
 from passport_pipeline.resources.image_model import (
+    AspectRatio,
     ImageModel,
     LocalImageModel,
     PermanentImageModelError,
@@ -79,6 +80,7 @@ class _AttemptFailed(Exception):
         self.verdict = verdict
         self.attempts = 1
         self.first_unusable: Verdict | None = None  # an earlier answer that was no image
+        self.unusable_answers = 0  # answers the model made (and were paid) that were no image
 
 
 class GeminiImageModel(ImageModel):
@@ -87,7 +89,7 @@ class GeminiImageModel(ImageModel):
     api_key: str = Field(repr=False, description="Gemini API key; pass EnvVar('GEMINI_API_KEY').")
     base_url: str = "https://generativelanguage.googleapis.com"
     model: str = "gemini-2.5-flash-image"
-    aspect_ratio: str = "3:4"
+    aspect_ratio: AspectRatio = AspectRatio.RATIO_3_4  # config by name: YAML reads 3:4 as 184
     price_per_image_usd: float = 0.039
     connect_timeout_s: float = 10
     read_timeout_s: float = Field(
@@ -164,6 +166,7 @@ class GeminiImageModel(ImageModel):
                     protocol.unusable_message(unusable, verdict, failed.attempts),
                     reason=unusable.reason,
                     unusable_answer=True,
+                    paid_calls=failed.unusable_answers,
                 ) from None
             if verdict.transient:
                 raise TransientImageModelError(
@@ -291,6 +294,7 @@ class GeminiImageModel(ImageModel):
                 unusable.extend([failed.verdict] if failed.verdict.unusable else [])
                 failed.first_unusable = unusable[0] if unusable else None
                 outcome, quota_value = _pace_outcome(failed.verdict), failed.verdict.quota_value
+                failed.unusable_answers = len(unusable)
                 raise
             finally:
                 if call_id is not None:

@@ -4,10 +4,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from enum import StrEnum
 
 from dagster import ConfigurableResource
 
 from passport_pipeline.domain.records import CoverRequest, GeneratedImage
+
+
+class AspectRatio(StrEnum):
+    """The image shapes Gemini draws. In run config the Launchpad shows a member's *name*
+    (``RATIO_3_4``): a YAML 1.1 reader takes a plain ``3:4`` for the base-60 integer 184, and the
+    Launchpad's own round trip of the scaffold wrote it plain. The value is what is sent."""
+
+    RATIO_1_1 = "1:1"
+    RATIO_2_3 = "2:3"
+    RATIO_3_2 = "3:2"
+    RATIO_3_4 = "3:4"
+    RATIO_4_3 = "4:3"
+    RATIO_4_5 = "4:5"
+    RATIO_5_4 = "5:4"
+    RATIO_9_16 = "9:16"
+    RATIO_16_9 = "16:9"
+    RATIO_21_9 = "21:9"
 
 
 class ImageModelError(Exception):
@@ -37,8 +55,11 @@ class PermanentImageModelError(ImageModelError):
         halts_run: bool = False,
         unusable_answer: bool = False,
         refused: bool = False,
+        paid_calls: int = 0,
     ):
         super().__init__(message)
+        # Answers the model made before giving up (unusable ones): paid for, so in the cost.
+        self.paid_calls = paid_calls
         self.reason = reason
         self.refused = refused
         self.halts_run = halts_run

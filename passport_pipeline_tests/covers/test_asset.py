@@ -130,9 +130,20 @@ def test_explicit_user_ids_skip_with_reasons_and_list_unknown_ids(
     assert records[1].status == "generated"
     assert (records[3].status, records[3].reason) == ("skipped", "user has no passport")
     assert (records[4].status, records[4].reason) == ("skipped", "no visits in 2026-10")
-    metadata = month_metadata(result)
+    # A run of listed users never marks the month done: its summary is an observation.
+    assert result.asset_materializations_for_node("passport_covers") == []
+    [observation] = [
+        event.asset_observation_data.asset_observation
+        for event in result.all_events
+        if event.event_type is DagsterEventType.ASSET_OBSERVATION
+        and "run_status" in event.asset_observation_data.asset_observation.metadata
+    ]
+    metadata = {key: value.value for key, value in observation.metadata.items()}
+    assert observation.partition == "2026-10"
+    assert metadata["run_status"] == "listed users only"
     assert metadata["unknown_user_ids"] == [999]
     assert (metadata["total"], metadata["generated"], metadata["skipped"]) == (3, 1, 2)
+    assert not instance.get_materialized_partitions(AssetKey("passport_covers"))
     assert cover_urls(app_db_url)[2] is None  # not asked for
 
 
@@ -229,6 +240,10 @@ def test_a_failed_run_records_its_counts_on_the_month(sqlite_url, tmp_path, inst
     metadata = {k: v.value for k, v in observations[0].asset_observation.metadata.items()}
     assert (metadata["total"], metadata["failed"], metadata["skipped"]) == (3, 2, 1)
     assert metadata["run_id"] == result.run_id
+    # The month over all its runs (a run of listed users is not the month's total), and the
+    # run to re-execute.
+    assert (metadata["month_failed"], metadata["month_spend_usd"]) == (2, 0.0)
+    assert metadata["reexecute"] == f"python -m passport_pipeline.cli.reexecute {result.run_id}"
 
 
 def test_an_older_month_never_moves_a_passport_backwards(app_db_url, local_resources, instance):
@@ -294,7 +309,7 @@ def test_a_month_with_users_unaccounted_for_is_not_recorded_as_done(sqlite_url, 
         build_op_context(resources=resources, instance=instance) as context,
         pytest.raises(Failure) as raised,
     ):
-        record_month(context, plan, records)
+        list(record_month(context, plan, records))
     message = raised.value.description
     assert "3 of 4 planned users of 2026-10 have neither a cover nor a failure" in message
     assert "users 2, 7, 9" in message and "Launch the month 2026-10 again" in message

@@ -105,3 +105,11 @@ def test_a_thumbnail_is_a_small_jpeg_data_uri_of_the_same_shape(
 def test_a_thumbnail_of_bad_bytes_is_refused():
     with pytest.raises(InvalidImageError):
         thumbnail_data_uri(b"not an image")
+
+
+def test_an_undecodable_image_is_described_without_object_reprs():
+    with pytest.raises(InvalidImageError) as raised:
+        inspect_image(b"<html>quota exceeded</html>")
+    message = str(raised.value)
+    assert "cannot identify image file" in message
+    assert " object at 0x" not in message

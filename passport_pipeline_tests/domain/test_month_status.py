@@ -123,3 +123,19 @@ def test_the_group_is_the_named_runs_or_else_the_latest_runs():
     assert [r.run_id for r in run_group(runs, "b")] == ["a", "b"]
     assert run_group(runs, "zzz") == []
     assert run_group([]) == []
+
+
+def test_a_step_that_failed_without_starting_is_remaining_and_refused_runs_are_left_out():
+    steps = [
+        stat(1, "SUCCESS", 102, 110),
+        stat(2, "FAILURE", None, 111),
+        stat(3, "FAILURE", 103, 111),
+    ]
+    stopped = run("a", status="CANCELED", end=112, tags=TOTAL_3, steps=steps)
+    refused = run(
+        "b", root="a", status="FAILURE", created=5, tags={"passport/refused": "b deferred to x"}
+    )
+    progress = fold_month("2026-10", run_group([stopped, refused]), None, NOW)
+    assert progress.run_ids == ["a"]
+    assert progress.status == "CANCELED"
+    assert (progress.completed, progress.failed, progress.remaining) == (1, 1, 1)

@@ -42,6 +42,7 @@ def test_counts_and_percent_mid_run():
         "percent": 60.0,
         "elapsed_s": 10.0,
         "estimated_cost_usd": 0.0,
+        "stopped": 0,
     }
 
 
@@ -154,3 +155,33 @@ def test_progress_line_reads_as_the_run_page_shows_it(total, line):
     ]
     text = progress_line(compute_progress(total, log, 0, 5))
     assert text.startswith(line) and text.endswith("$0.04 so far")
+
+
+def test_stopped_users_are_remaining_until_a_later_run_decides_them():
+    # A stopped run: user_1 covered, user_2 failed for good, user_3 canceled mid-call, user_4
+    # never started. Only the first two are done; the cost counts the failed user's paid call.
+    log = [
+        StepEvent("user_1", K.OUTPUT, 3, "generated", 0.039),
+        StepEvent("user_1", K.SUCCESS, 3),
+        StepEvent("user_2", K.START, 2),
+        StepEvent("user_2", K.FAILURE, 4, None, 0.078),
+        StepEvent("user_3", K.START, 2),
+        StepEvent("user_3", K.STOPPED, 5),
+        StepEvent("user_4", K.STOPPED, 5),
+    ]
+    stopped = compute_progress(4, log, started_at=0.0, ended_at=10.0)
+    assert (stopped.completed, stopped.failed, stopped.remaining, stopped.percent) == (1, 1, 2, 50)
+    assert stopped.stopped == 2
+    assert stopped.in_flight == 0
+    assert stopped.estimated_cost_usd == pytest.approx(0.117)
+    # The re-execution covers both: the month is done.
+    later = [
+        *log,
+        StepEvent("user_3", K.OUTPUT, 7, "generated", 0.039),
+        StepEvent("user_3", K.SUCCESS, 7),
+        StepEvent("user_4", K.OUTPUT, 8, "generated", 0.039),
+        StepEvent("user_4", K.SUCCESS, 8),
+    ]
+    done = compute_progress(4, later, started_at=0.0, ended_at=10.0)
+    assert (done.completed, done.failed, done.remaining, done.percent) == (3, 1, 0, 100)
+    assert done.stopped == 0

@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import time
 
-import psutil
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
 from passport_pipeline.covers.names import GEMINI_POOL, JOB_NAME
 from passport_pipeline.execution.run_health import RELEASE_COMMAND
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
-from passport_pipeline_tests.support.deployment import BIN, Deployment
+from passport_pipeline_tests.support.deployment import BIN, Deployment, kill_with_children
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
 
 pytestmark = pytest.mark.postgres
@@ -29,9 +28,9 @@ POOL = 2
 
 @pytest.fixture
 def deployment(tmp_path, postgres_url, instance_url) -> Deployment:
-    write_dataset(
-        postgres_url, [UserRow(i, visits=[(2, october(10))]) for i in range(1, USERS + 1)]
-    )
+    # Each user visited in September and in October: two months that share the pool.
+    visits = [(2, october(10)), (3, october(10).replace(month=9))]
+    write_dataset(postgres_url, [UserRow(i, visits=visits) for i in range(1, USERS + 1)])
     # Each test points GEMINI_BASE_URL at its own servers.
     deployment = Deployment.with_gemini(
         tmp_path, postgres_url, "http://127.0.0.1:9", API_KEY, instance_url=instance_url
@@ -49,11 +48,7 @@ def kill_mid_run(deployment: Deployment, gemini: FakeGemini) -> str:
         assert time.monotonic() < deadline, "the run never reached the pool's width"
         assert cli.poll() is None, cli.communicate()[0][-3000:]
         time.sleep(0.2)
-    group = [psutil.Process(cli.pid), *psutil.Process(cli.pid).children(recursive=True)]
-    for process in group:
-        process.kill()
-    cli.communicate(timeout=30)
-    psutil.wait_procs(group, timeout=30)
+    kill_with_children(cli)
     [killed] = deployment.runs()
     return killed.run_id
 
@@ -145,11 +140,19 @@ def test_without_a_daemon_the_waiting_run_names_the_dead_run_and_the_command(
     assert run.status == DagsterRunStatus.STARTED
     assert killed in slot_holders(deployment)
 
+    command = f"{RELEASE_COMMAND} {killed}"
     with FakeGemini(api_keys=[API_KEY], latency_s=1.0) as gemini:
         deployment.env["GEMINI_BASE_URL"] = gemini.base_url
-        waiting = deployment.start(*deployment.month_command("2026-10"))
+        # The dead run's own month: refused at once (one run of a month at a time), naming the
+        # run it defers to and the command that frees it; nothing paid.
+        same_month = deployment.execute_month("2026-10")
+        assert same_month.returncode != 0
+        told = same_month.stdout + same_month.stderr
+        assert f"refused: run {killed} of 2026-10" in told and command in told
+        assert gemini.generate_requests == 0
+        # Another month waits on the pool slots the dead run holds, and says who holds them.
+        waiting = deployment.start(*deployment.month_command("2026-09"))
         try:
-            command = f"{RELEASE_COMMAND} {killed}"
 
             def warning():
                 with deployment.instance() as instance:

@@ -1,9 +1,10 @@
-"""Many processes claiming one pool's slots at the same instant, on a real PostgreSQL server.
+"""Many processes claiming one pool's slots at the same instant, on a real PostgreSQL server or
+the embedded sqlite instance.
 
 Each claimer is a separate process with its own storage object (as each step process of a
 deployment has), and all of them are released together by a barrier, so the claims race for
-real. Used by ``test_instance_storage.py`` (our storage) and ``bench/pool_claims.py``
-(stock dagster-postgres against ours).
+real. Used by ``test_instance_storage.py`` (our PostgreSQL storage), ``test_sqlite_storage.py``
+(the checkout's dagster.yaml) and ``bench/pool_claims.py`` (stock dagster-postgres against ours).
 """
 
 from __future__ import annotations
@@ -27,7 +28,21 @@ class Storage:
         return getattr(importlib.import_module(self.module), self.cls)(self.postgres_url)
 
 
-def _claimer(storage: Storage, index: int, trials: int, start, done, results) -> None:
+@dataclass(frozen=True)
+class InstanceHomeStorage:
+    """The event-log storage of the instance that a DAGSTER_HOME's dagster.yaml describes."""
+
+    home: str
+
+    def build(self):
+        from dagster import DagsterInstance
+
+        return DagsterInstance.from_config(self.home).event_log_storage
+
+
+def _claimer(
+    storage: Storage | InstanceHomeStorage, index: int, trials: int, start, done, results
+) -> None:
     event_log = storage.build()
     for trial in range(trials):
         start.wait()
@@ -37,7 +52,9 @@ def _claimer(storage: Storage, index: int, trials: int, start, done, results) ->
     event_log.dispose()
 
 
-def claim_race(storage: Storage, claimers: int, trials: int, limit: int) -> list[int]:
+def claim_race(
+    storage: Storage | InstanceHomeStorage, claimers: int, trials: int, limit: int
+) -> list[int]:
     """Per trial, how many claimers were told they hold a slot of a pool of ``limit``."""
     event_log = storage.build()
     event_log.set_concurrency_slots(POOL, limit)

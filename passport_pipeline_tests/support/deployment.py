@@ -22,6 +22,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import requests
 from dagster import DagsterEventType, DagsterInstance, DagsterRun
 
@@ -151,8 +152,11 @@ class Deployment:
         )
         assert completed.returncode == 0, completed.stdout + completed.stderr
 
+    def reexecute_command(self, run_id: str) -> list[str]:
+        return [sys.executable, "-m", "passport_pipeline.cli.reexecute", run_id]
+
     def reexecute(self, run_id: str) -> subprocess.CompletedProcess:
-        return self.run(sys.executable, "-m", "passport_pipeline.cli.reexecute", run_id)
+        return self.run(*self.reexecute_command(run_id))
 
     def progress(self, month: str) -> dict:
         completed = self.run(
@@ -258,6 +262,15 @@ class Deployment:
             if path.is_file() and needle.encode() in path.read_bytes():
                 hits.append(path)
         return hits
+
+
+def kill_with_children(process: subprocess.Popen) -> None:
+    """kill -9 of a command and every process under it (a closed terminal, an OOM kill)."""
+    group = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    for member in group:
+        member.kill()
+    process.communicate(timeout=30)
+    psutil.wait_procs(group, timeout=30)
 
 
 def free_port() -> int:
