@@ -91,8 +91,7 @@ def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
     # the month is not done.
     progress = deployment.progress("2026-10")
     assert progress["total"] == 12
-    assert progress["completed"] == len(covered)
-    assert progress["remaining"] == 12 - len(covered) - progress["failed"] > 0
+    assert progress["remaining"] == 12 - progress["completed"] - progress["failed"] > 0
     with deployment.instance() as instance:
         failure_data = {
             entry.dagster_event.step_key: entry.dagster_event.step_failure_data
@@ -119,6 +118,9 @@ def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
     # is Dagster's own interrupt failure: the step was stopped, not failed, and is not retried.
     cut = {key for key, data in failure_data.items() if data.error_source == ErrorSource.INTERRUPT}
     assert canceled | never_started | cut == set(failures), failures
+    # Every covered user is completed, but one whose step the Ctrl-C caught storing its output
+    # after the cover was linked (a stop, counted remaining; its re-execution reuses the cover).
+    assert progress["completed"] <= len(covered) <= progress["completed"] + len(cut)
     [run] = deployment.runs()
     done = progress["completed"] + progress["failed"]
     assert run.tags["passport/progress"].startswith(f"{done} of {len(USERS)} users done")

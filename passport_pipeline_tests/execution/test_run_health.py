@@ -114,8 +114,11 @@ def test_the_daemon_fails_a_killed_run_and_the_next_run_covers_everyone(deployme
                     if "never started" in (entry.dagster_event.message or "")
                 }
 
-        recorded = wait_for(never_started, "the never-started users to be recorded")
-        assert len(recorded) == USERS - POOL
+        # They are written one by one: wait for all of them (a partial set is not the answer).
+        wait_for(
+            lambda: len(never_started()) >= USERS - POOL, "the never-started users to be recorded"
+        )
+        assert len(never_started()) == USERS - POOL
 
         with FakeGemini(api_keys=[API_KEY], latency_s=1.0) as gemini:
             deployment.env["GEMINI_BASE_URL"] = gemini.base_url
