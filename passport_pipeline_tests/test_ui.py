@@ -9,6 +9,7 @@ from contextlib import ExitStack
 
 import pytest
 import requests
+from dagster import AssetKey, AssetRecordsFilter
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -156,6 +157,36 @@ def test_a_month_launched_in_the_ui_shows_its_covers_as_images(demo, browser):
     # browser refuses a file:// image, such as the cover the passport points at.
     cover = sorted((deployment.root / "home" / "images").rglob("*.png"))[0]
     assert file_image_outcome(browser, cover.as_uri()) == ["refused", 0]
+
+    # The backfill dialog: Materialize… → Custom → two months → Launch backfill. October is
+    # run again and reuses every stored cover: nothing more is paid for it.
+    browser.get(f"{base}/assets/passport_covers")
+    element(browser, "//button[normalize-space()='Materialize…']").click()
+    element(browser, "//button[normalize-space()='Custom']").click()
+    months = element(browser, "//input[starts-with(@placeholder, 'ex: ')]")
+    months.send_keys(Keys.CONTROL, "a")  # Custom opens with every month: [2024-01...]
+    months.send_keys(Keys.BACKSPACE, f"2026-09, {MONTH}", Keys.TAB)
+    element(browser, "//*[normalize-space()='2 partitions']")
+    launch = element(browser, "//button[normalize-space()='Launch backfill' and not(@disabled)]")
+    screenshot(browser, "7-backfill-dialog")
+    launch.click()
+
+    def backfilled(_):
+        runs = [run for run in deployment.runs() if run.tags.get("dagster/backfill")]
+        return len(runs) == 2 and all(run.is_finished for run in runs) and runs
+
+    runs = wait_for(browser, backfilled, RUN_TIMEOUT_S, "the backfill's runs to end")
+    assert {(r.tags["dagster/partition"], r.status.value) for r in runs} == {
+        ("2026-09", "SUCCESS"),
+        (MONTH, "SUCCESS"),
+    }
+    with deployment.instance() as instance:
+        [october] = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("passport_covers"), asset_partitions=[MONTH]),
+            limit=1,
+        ).records
+    summary = october.asset_materialization.metadata
+    assert (summary["generated"].value, summary["reused"].value) == (0, DEMO_USERS)
 
 
 def file_image_outcome(driver: WebDriver, url: str) -> list:
