@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -38,10 +39,12 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from passport_pipeline.domain import pacing
 from passport_pipeline.domain.pacing import Pace
@@ -107,26 +110,30 @@ class PacingStore:
         self.clock = clock
         self.start_rate = start_rate  # a new deployment's rate, without a configured limit
         self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()  # the step threads of a run share one store
 
     def engine(self) -> Engine:
-        if self._engine is None:
-            if self.url.startswith("sqlite"):
-                engine = create_engine(self.url, connect_args={"timeout": 60})
+        with self._engine_lock:
+            return self._engine or self._create_engine()
 
-                @event.listens_for(engine, "connect")
-                def _no_implicit_begin(dbapi_connection, _record) -> None:
-                    dbapi_connection.isolation_level = None
+    def _create_engine(self) -> Engine:
+        if self.url.startswith("sqlite"):
+            engine = create_engine(self.url, connect_args={"timeout": 60})
 
-                @event.listens_for(engine, "begin")
-                def _write_lock_first(connection) -> None:
-                    # One writer at a time, from the first statement: the decision is atomic.
-                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+            @event.listens_for(engine, "connect")
+            def _no_implicit_begin(dbapi_connection, _record) -> None:
+                dbapi_connection.isolation_level = None
 
-            else:
-                engine = create_engine(self.url, pool_size=4, max_overflow=60, pool_pre_ping=True)
-            _metadata.create_all(engine, checkfirst=True)
-            self._engine = engine
-        return self._engine
+            @event.listens_for(engine, "begin")
+            def _write_lock_first(connection) -> None:
+                # One writer at a time, from the first statement: the decision is atomic.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        else:
+            engine = create_engine(self.url, pool_size=4, max_overflow=60, pool_pre_ping=True)
+        _create_tables(engine)
+        self._engine = engine
+        return engine
 
     def dispose(self) -> None:
         if self._engine is not None:
@@ -263,6 +270,16 @@ class PacingStore:
         text = json.dumps(value)
         if conn.execute(update(STATE).where(STATE.c.key == key).values(value=text)).rowcount == 0:
             conn.execute(insert(STATE).values(key=key, value=text))
+
+
+def _create_tables(engine: Engine) -> None:
+    """The two tables, if missing. Two processes (or machines) of a new deployment may create
+    them at the same instant: the one that loses finds them made."""
+    try:
+        _metadata.create_all(engine, checkfirst=True)
+    except (IntegrityError, ProgrammingError, OperationalError):
+        if not inspect(engine).has_table(CALLS.name):
+            raise
 
 
 def _insert_if_missing(key: str, value: str):

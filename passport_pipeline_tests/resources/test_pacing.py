@@ -203,3 +203,25 @@ def test_the_production_instance_keeps_the_pace_in_its_postgresql(tmp_path, inst
     store = PacingStore(url)
     assert store.set_limit(12).allowed == 12  # the tables live there, beside the pool's
     store.dispose()
+
+
+def test_step_threads_sharing_a_new_store_at_once_all_get_an_answer(store_url) -> None:
+    # A run's first steps ask a brand-new deployment's store together: the tables are made
+    # once, and no step fails for it (one did, retried, before the store's lock).
+    store = PacingStore(store_url, Clock(), start_rate=6e9)
+    barrier, errors, places = threading.Barrier(8), [], []
+
+    def step() -> None:
+        barrier.wait()
+        try:
+            places.append(store.try_enter("run-t", None, start_width=8))
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=step) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and len(places) == 8 and all(places)
+    store.dispose()
