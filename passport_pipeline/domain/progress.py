@@ -105,9 +105,10 @@ def progress_line(progress: Progress) -> str:
     done = progress.completed + progress.failed + progress.skipped
     percent = "" if progress.percent is None else f" ({progress.percent:g}%)"
     stopped = f" ({progress.stopped} stopped)" if progress.stopped else ""
+    remaining = "?" if progress.remaining is None else progress.remaining  # before the plan
     return (
         f"{done} of {total} users done{percent}: {progress.completed} covered, "
-        f"{progress.failed} failed, {progress.skipped} skipped; {progress.remaining} remaining"
+        f"{progress.failed} failed, {progress.skipped} skipped; {remaining} remaining"
         f"{stopped}, "
         f"{progress.in_flight} in flight; ${progress.estimated_cost_usd:.2f} so far"
     )

@@ -143,7 +143,7 @@ def test_cost_so_far_sums_the_outputs(costs, expected):
     ("total", "line"),
     [
         (4, "2 of 4 users done (50%): 1 covered, 1 failed, 0 skipped; 2 remaining, 1 in flight;"),
-        (None, "2 of ? users done: 1 covered, 1 failed, 0 skipped; None remaining, 1 in flight;"),
+        (None, "2 of ? users done: 1 covered, 1 failed, 0 skipped; ? remaining, 1 in flight;"),
     ],
 )
 def test_progress_line_reads_as_the_run_page_shows_it(total, line):
