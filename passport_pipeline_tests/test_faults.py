@@ -106,7 +106,9 @@ def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
             for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_START)
         }
         assert never_started.isdisjoint(started)
-        assert never_started | started >= {
+        # Every user's step started, or ended named (a step process still starting when the
+        # Ctrl-C came fails as Dagster's interrupt, without a start).
+        assert never_started | started | set(failures) >= {
             f"passport_covers.generate_cover[user_{u.id}]" for u in USERS
         }
 

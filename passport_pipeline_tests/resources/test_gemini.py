@@ -387,8 +387,9 @@ def test_a_compressed_bomb_is_cut_at_the_limit_without_being_held(server: FakeGe
     assert e.value.reason == "IMAGE_TOO_LARGE" and e.value.unusable_answer
     assert peak < 100_000_000, f"the client held {peak:,} bytes"
     wait_until_answered(server)
-    assert [r.outcome for r in server.records] == ["cut", "cut"]  # the client hung up on both
-    assert all(r.bytes_sent < 1_000_000 for r in server.records)
+    # The client hung up on both before their end (what the server had written by then
+    # depends on the kernel's socket buffers, not on the client).
+    assert [r.outcome for r in server.records] == ["cut", "cut"]
     assert all(r.body_bytes == 1 << 30 for r in server.records)
 
 
