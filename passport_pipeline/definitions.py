@@ -13,6 +13,7 @@ from passport_pipeline.covers.asset import build_covers_asset, covers_job
 from passport_pipeline.covers.overdue import overdue_month_sensor
 from passport_pipeline.covers.partitions import monthly_partitions
 from passport_pipeline.covers.policies import cover_retry_policy
+from passport_pipeline.covers.run_duties import MonthRunDuties
 from passport_pipeline.covers.schedule import monthly_covers_schedule
 from passport_pipeline.covers.stopped import stopped_month_sensors
 from passport_pipeline.execution.executor import covers_executor
@@ -115,7 +116,7 @@ def build_definitions(settings: Settings) -> Definitions:
             *_batch_sensors(settings),
         ],
         resources={**resources, **alert_resources_for(settings)},
-        executor=covers_executor(settings, resources),
+        executor=covers_executor(settings, resources, MonthRunDuties()),
     )
 
 

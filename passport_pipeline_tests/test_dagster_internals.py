@@ -1,16 +1,21 @@
-"""Each Dagster internal we rely on is where ``dagster_internals`` expects it, and still needed.
-
-A Dagster upgrade that moves or changes one fails here, by name, before it can break a run."""
+"""Each Dagster internal we rely on still does what ``dagster_internals`` expects, and is still
+needed. With ``execution/test_thread_executor.py``, ``execution/test_sqlite_storage.py`` and
+``execution/test_instance_storage.py`` these are the tripwires ``make test-internals`` runs when
+the pins move: a Dagster upgrade that moves or changes one fails here, by name, before it can
+break a run."""
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
-import logging
+import sys
 
+import pytest
 from dagster import DagsterEventType, DagsterInstance, instance_for_test
 
 from passport_pipeline import dagster_internals
+
+pytestmark = pytest.mark.internals
 
 
 def test_the_private_names_still_resolve():
@@ -63,72 +68,72 @@ def test_a_step_recorded_as_never_started_reads_as_a_failure_of_that_step():
         assert "never started" in event.message
 
 
-def test_the_thread_executors_building_blocks_are_where_they_were():
-    # The thread executor copies dagster/_core/executor/in_process.py with its step loop in
-    # threads: each piece must still take what the copy passes it.
-    run_with_plan = inspect.signature(dagster_internals.ExecuteRunWithPlanIterable)
-    assert {"execution_plan", "iterator", "execution_context_manager"} <= set(
-        run_with_plan.parameters
+def test_the_active_execution_still_answers_the_thread_executors_calls():
+    # Behaviour is tested by running jobs on the thread executor (execution/
+    # test_thread_executor.py); this names the call an upgrade removed.
+    from dagster import DagsterExecutionInterruptedError, job, op
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.execution.retries import RetryMode
+
+    @op
+    def one() -> None:
+        """A step."""
+
+    @job
+    def single():
+        one()
+
+    missing = ["(not reached)"]
+    # A stop with a step in flight ends the plan as interrupted, which the executor relies on.
+    with (
+        pytest.raises(DagsterExecutionInterruptedError),
+        create_execution_plan(single).start(retry_mode=RetryMode.DISABLED) as active,
+    ):
+        missing = [
+            name for name in dagster_internals.ACTIVE_EXECUTION_CALLS if not hasattr(active, name)
+        ]
+        assert [step.key for step in active.get_steps_to_execute()] == ["one"]
+        active.mark_interrupted()
+    assert missing == []
+
+
+def test_our_pool_claim_is_the_one_dagsters_claim_runs(tmp_path):
+    # The storages override a private method: if an upgrade renames it, ours silently stops
+    # being called. Watch the public claim run, and check that our claim ran under it.
+    from passport_pipeline.execution import instance_storage
+
+    (tmp_path / "dagster.yaml").write_text(
+        "instance_class:\n  module: passport_pipeline.instance\n  class: PassportInstance\n"
     )
-    context_manager = inspect.signature(dagster_internals.PlanExecutionContextManager)
-    assert {
-        "job",
-        "retry_mode",
-        "execution_plan",
-        "run_config",
-        "dagster_run",
-        "instance",
-        "raise_on_error",
-        "output_capture",
-        "step_dependency_config",
-    } <= set(context_manager.parameters)
-    claims = inspect.signature(dagster_internals.InstanceConcurrencyContext)
-    assert list(claims.parameters)[:2] == ["instance", "dagster_run"]
-    step = inspect.signature(dagster_internals.dagster_event_sequence_for_step)
-    assert next(iter(step.parameters)) == "step_context"
-    from dagster._core.execution.plan.plan import ExecutionPlan
+    ran: set = set()
 
-    start = inspect.signature(ExecutionPlan.start).parameters
-    assert {"retry_mode", "max_concurrent", "instance_concurrency_context"} <= set(start)
+    def watch(frame, event, _arg):
+        if event == "call":
+            ran.add(frame.f_code)
 
-
-def test_a_step_log_handler_still_overrides_filter_and_still_joins_the_managed_loggers():
-    # confine_step_logs_to_this_thread wraps DagsterLogHandler.filter because the class
-    # overrides logging's filter (addFilter would be ignored), and it matters because a step
-    # adds that handler to the managed loggers while its op runs.
-    from dagster._core.log_manager import DagsterLogManager
-
-    handler_class = dagster_internals.DagsterLogHandler
-    assert handler_class.filter is not logging.Handler.filter
-    source = inspect.getsource(DagsterLogManager.begin_python_log_capture)
-    assert "addHandler(self._dagster_handler)" in source
-
-
-def test_the_run_configures_logging_once_and_steps_do_not():
-    # Why steps in threads never call logging.config.dictConfig: only DagsterLogManager.create
-    # reads the instance's handlers (which runs dictConfig); a step's log manager is with_tags.
-    from dagster._core.execution.context.system import PlanExecutionContext
-    from dagster._core.log_manager import DagsterLogManager
-
-    assert "dictConfig" in inspect.getsource(DagsterInstance.get_yaml_python_handlers)
-    assert "get_handlers" in inspect.getsource(DagsterLogManager.create)
-    assert "get_handlers" not in inspect.getsource(DagsterLogManager.with_tags)
-    assert "with_tags" in inspect.getsource(PlanExecutionContext.for_step)
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("gemini", 1)
+        sys.setprofile(watch)
+        try:
+            first = storage.claim_concurrency_slot("gemini", "run-1", "step-1")
+        finally:
+            sys.setprofile(None)
+        second = storage.claim_concurrency_slot("gemini", "run-2", "step-2")
+    assert instance_storage.claim_one_slot.__code__ in ran
+    assert hasattr(type(storage), dagster_internals.CLAIM_SLOT_METHOD)
+    assert first.slot_status == dagster_internals.ConcurrencySlotStatus.CLAIMED
+    assert second.slot_status == dagster_internals.ConcurrencySlotStatus.BLOCKED
 
 
 def test_the_instance_class_still_fits_dagsters_hooks(tmp_path):
-    # PassportInstance replaces the one method that runs dictConfig per step: it must still be
-    # the method the step's log manager calls, and a yaml naming the class must still load.
-    from dagster._core.log_manager import DagsterLogManager
+    # A yaml naming the class must still load it, a run's InstanceRef must still name it, and
+    # the handlers it configures once must be what Dagster asks for (behaviour of a run:
+    # execution/test_thread_executor.py, logging configured once per run).
+    from passport_pipeline.instance import PassportInstance
 
-    from passport_pipeline.execution.instance import PassportInstance
-
-    assert "get_yaml_python_handlers" in inspect.getsource(DagsterInstance.get_handlers)
-    assert "instance.get_handlers()" in inspect.getsource(DagsterLogManager.create)
     (tmp_path / "dagster.yaml").write_text(
-        "instance_class:\n"
-        "  module: passport_pipeline.execution.instance\n"
-        "  class: PassportInstance\n"
+        "instance_class:\n  module: passport_pipeline.instance\n  class: PassportInstance\n"
     )
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         assert type(instance) is PassportInstance

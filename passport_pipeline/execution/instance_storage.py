@@ -25,9 +25,9 @@ the SELECT: two claimers can pick the same slot, and the second UPDATE, which ha
 Here the slot is picked and claimed in one statement, guarded again by ``step_key IS NULL``,
 so a slot is claimed once or not at all (3 of 3, 10 trials of 10).
 
-The pool replaces the storage's ``_engine`` after dagster-postgres built it, as dagster-postgres's
-own ``optimize_for_webserver`` does; ``test_instance_storage.py`` checks that the storage still
-connects through ``_engine``.
+The pool replaces the storage's engine after dagster-postgres built it, as dagster-postgres's
+own ``optimize_for_webserver`` does (``dagster_internals.replace_storage_engine``);
+``test_instance_storage.py`` checks that the storage still connects through it.
 
 When upgrading dagster-postgres: read ``_claim_concurrency_slot`` in the new version. If it
 claims in one guarded statement (or in a transaction that holds the row lock until the UPDATE),
@@ -41,17 +41,19 @@ from __future__ import annotations
 import multiprocessing
 
 import sqlalchemy as db
-
-# No public import path exists for the storage's table or the claim's return type; the override
-# must write the very rows, and return the very values, that Dagster's own claim does.
-from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
-from dagster._utils.concurrency import ConcurrencySlotStatus
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.utils import (
     create_pg_engine,
     get_token_provider_from_config,
     pg_url_from_config,
+)
+
+from passport_pipeline.dagster_internals import (
+    ConcurrencySlotsTable,
+    ConcurrencySlotStatus,
+    replace_storage_engine,
+    storage_token_provider,
 )
 
 POOL_SIZE = 4
@@ -75,10 +77,9 @@ def _from_config(cls, inst_data, config_value):
         token_provider=get_token_provider_from_config(config_value),
     )
     if shares_connections():
-        stock = storage._engine
-        storage._engine = create_pg_engine(
+        pooled = create_pg_engine(
             storage.postgres_url,
-            storage._token_provider,
+            storage_token_provider(storage),
             isolation_level="AUTOCOMMIT",
             pool_size=POOL_SIZE,
             max_overflow=MAX_OVERFLOW,
@@ -86,7 +87,7 @@ def _from_config(cls, inst_data, config_value):
             pool_recycle=POOL_RECYCLE_S,
             pool_pre_ping=True,
         )
-        stock.dispose()
+        replace_storage_engine(storage, pooled)
     return storage
 
 

@@ -5,8 +5,9 @@ process per step (Dagster's multiprocess executor) spends more time and memory s
 process than the step spends working. Here the run process opens the run's execution context once
 (resources and the run's log manager, as Dagster's in-process executor does) and runs each step's
 own Dagster event sequence in a thread, up to ``max_concurrent`` at once. Dagster's
-``ActiveExecution`` still decides which step runs next: the instance's pools (``gemini``),
-``RetryPolicy`` delays, dynamic mapping, skips and the step dependency config are its, unchanged.
+``ActiveExecution`` (``dagster_internals.ACTIVE_EXECUTION_CALLS``) still decides which step runs
+next: the instance's pools (``gemini``), ``RetryPolicy`` delays, dynamic mapping, skips and the
+step dependency config are its, unchanged.
 
 Why the step threads never set up logging: Dagster builds a log manager with
 ``DagsterLogManager.create``, which calls ``logging.config.dictConfig`` (for the instance's
@@ -45,6 +46,8 @@ from passport_pipeline.dagster_internals import (
     PlanExecutionContextManager,
     confine_step_logs_to_this_thread,
     dagster_event_sequence_for_step,
+    op_hooks_of,
+    step_crashed_event,
 )
 
 # The longest the run thread waits for a step event before it looks for a stop request.
@@ -203,8 +206,8 @@ class _Loop:
         running = self.running[step_key]
         if running.ended:
             return
-        event = self.executor.log_failure_or_retry_event_after_error(
-            running.step_context, error, self.active.get_known_state()
+        event = step_crashed_event(
+            self.executor, running.step_context, error, self.active.get_known_state()
         )
         yield event
         self.active.handle_event(event)
@@ -239,7 +242,7 @@ def _refuse_hooks(job_context, execution_plan) -> None:
     # Dagster runs op hooks in its in-process loop (a private helper); this executor does not.
     job_def = job_context.job_def
     for step in execution_plan.get_all_steps_in_topo_order():
-        if job_def.get_all_hooks_for_handle(step.node_handle):
+        if op_hooks_of(job_def, step.node_handle):
             raise NotImplementedError(
                 f"the thread executor does not run op hooks ({step.key} has some): use "
                 "PASSPORT_EXECUTOR=multiprocess, or a run-status sensor instead of the hook"

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 from dagster import DagsterInstance
 
-from passport_pipeline.execution.instance import PassportInstance
 from passport_pipeline.execution.sqlite_storage import AtomicClaimSqliteEventLogStorage
+from passport_pipeline.instance import PassportInstance
 from passport_pipeline_tests.support.claimers import InstanceHomeStorage, claim_race
 from passport_pipeline_tests.support.deployment import REPO
+
+pytestmark = pytest.mark.internals
 
 
 def checkout_home(tmp_path) -> str:

@@ -26,12 +26,19 @@ from dagster import (
     job,
     op,
     reconstructable,
+    success_hook,
 )
 
-from passport_pipeline.execution.executor import covers_thread_executor
+from passport_pipeline.execution.executor import thread_executor_def
+from passport_pipeline.execution.run_duties import NoDuties
 
 # The instance's python_logs handler config is a Dagster beta feature; it warns when read.
-pytestmark = pytest.mark.filterwarnings("ignore:Handling yaml-defined logging configuration")
+# These tests are also the tripwires of the Dagster internals the executor runs on
+# (``make test-internals``): what its step loop yields, under retries, pools and hooks.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Handling yaml-defined logging configuration"),
+    pytest.mark.internals,
+]
 
 WIDTH = 12
 LOGGER = "passport_pipeline_tests.fanout"
@@ -81,15 +88,54 @@ def gather(results: list[dict]) -> list[dict]:
     return results
 
 
-@job(executor_def=covers_thread_executor)
+@job(executor_def=thread_executor_def(NoDuties()))
 def fanout_job():
     results = fan_out().map(meet).collect()
     gather(results)
 
 
-@job(executor_def=covers_thread_executor)
+@job(executor_def=thread_executor_def(NoDuties()))
 def flaky_job():
     flaky()
+
+
+POOL = "tripwire"
+POOL_LIMIT = 2
+# Met only if more than POOL_LIMIT pooled steps are in their op at once.
+_over_the_pool = threading.Barrier(POOL_LIMIT + 1)
+_in_pool: list[int] = [0, 0]  # now, most
+_in_pool_lock = threading.Lock()
+
+
+@op(pool=POOL)
+def pooled(index: int) -> dict:
+    """Holds a slot of the pool; met: more steps than the pool's limit were in their op."""
+    with _in_pool_lock:
+        _in_pool[0] += 1
+        _in_pool[1] = max(_in_pool)
+    try:
+        _over_the_pool.wait(timeout=0.5)
+        return {"met": True}
+    except threading.BrokenBarrierError:
+        return {"met": False}
+    finally:
+        with _in_pool_lock:
+            _in_pool[0] -= 1
+
+
+@job(executor_def=thread_executor_def(NoDuties()))
+def pooled_job():
+    gather(fan_out().map(pooled).collect())
+
+
+@success_hook
+def noted(context) -> None:
+    """An op hook, which the thread executor does not run."""
+
+
+@job(executor_def=thread_executor_def(NoDuties()))
+def hooked_job():
+    flaky.with_hooks({noted})()
 
 
 def logging_overrides() -> dict:
@@ -160,3 +206,33 @@ def test_a_step_is_retried_by_its_retry_policy():
             if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY
         ]
     assert retried == ["flaky"]
+
+
+def test_a_pool_holds_the_steps_in_their_op_to_its_limit():
+    with instance_for_test() as instance:
+        instance.event_log_storage.set_concurrency_slots(POOL, POOL_LIMIT)
+        config = {"execution": {"config": {"max_concurrent": WIDTH}}}
+        with execute_job(
+            reconstructable(pooled_job), instance=instance, run_config=config
+        ) as result:
+            assert result.success
+            met = result.output_for_node("gather")
+        info = instance.event_log_storage.get_concurrency_info(POOL)
+    assert len(met) == WIDTH
+    assert not any(step["met"] for step in met), (
+        "more steps than the pool's limit were in their op at once"
+    )
+    assert _in_pool[1] == POOL_LIMIT
+    assert info.claimed_slots == [], "a slot outlived its step"
+
+
+def test_a_job_with_op_hooks_is_refused_by_name():
+    with (
+        instance_for_test() as instance,
+        execute_job(reconstructable(hooked_job), instance=instance) as result,
+    ):
+        assert not result.success
+        [failure] = [
+            event for event in result.all_events if event.event_type == DagsterEventType.RUN_FAILURE
+        ]
+    assert "does not run op hooks" in str(failure.event_specific_data.error)
