@@ -1,6 +1,7 @@
 """The run's streak of unusable model answers, kept in the run's own event log.
 
-Each cover step runs in its own process, so the count lives where every step can read it:
+A run's cover steps run in threads, in processes or on other machines (the executor decides),
+so the count lives where every step can read it:
 the run's events. A user who fails on an unusable answer first records it (an observation of
 the covers asset, shown in the UI) and only then reads the run's latest outcomes: of two steps
 failing at once, at least the later reader sees both, so a streak is never lost to a race.

@@ -3,7 +3,8 @@
 Two layers retry, each for what it is good at:
 - inside one step attempt, the Gemini client (tenacity) retries a transient answer up to
   ``GeminiImageModel.max_attempts`` (3) times, honouring the server's retry delay;
-- Dagster retries the whole step (fresh process, fresh connection) ``COVER_STEP_RETRIES`` (2)
+- Dagster retries the whole step (a new attempt, with the client's fresh connections)
+  ``COVER_STEP_RETRIES`` (2)
   more times with exponential backoff and jitter when the step still ends in a transient error.
 
 So a transient fault costs one user at most 3 * (1 + 2) = 9 calls in a run, and usually 1 (a

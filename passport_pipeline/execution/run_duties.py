@@ -19,7 +19,8 @@ from typing import Protocol
 
 from dagster import DagsterEvent, DagsterInstance, Executor
 
-from passport_pipeline.execution.run_health import periodically, watched_run_process
+from passport_pipeline.execution.periodically import periodically
+from passport_pipeline.execution.run_health import watched_run_process
 
 # How often the run page's progress is brought up to date while a run executes.
 PROGRESS_INTERVAL_S = 15

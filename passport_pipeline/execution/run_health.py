@@ -4,10 +4,11 @@ Dagster's run monitoring frees the slots of finished runs and checks the workers
 its run launcher started; a run of ``dagster job execute`` is neither, so a killed CLI leaves
 its run STARTED, holding its slots and queued claims, and later runs wait for ever. Three parts:
 
-- ``watched_run_process`` (around the executor, in the run process; see executor.py): records the
-  run process when the run starts (``run_process.RUN_PROCESS_TAG``), and while the run's steps
-  wait on a pool, warns once a minute at most if the slots are held by a run whose process is
-  gone, naming that run and the command that frees it (there may be no daemon to do it).
+- ``watched_run_process`` (around the executor, in the run process; see run_duties.py): records
+  the run process when the run starts (``run_process.RUN_PROCESS_TAG``), and while the run's
+  steps wait on a pool, warns every ``WATCH_INTERVAL_S`` (15 s) at most if the slots are held by
+  a run whose process is gone, naming that run and the command that frees it (there may be no
+  daemon to do it).
 - the ``…_dead_runs`` sensor (the daemon, every 30 s): fails every STARTED run of the job whose
   processes are certainly gone (``run_process.judge``) and frees its slots and claims.
 - ``python -m passport_pipeline.cli.release RUN_ID``: the same for one run, by hand.
@@ -15,7 +16,6 @@ its run STARTED, holding its slots and queued claims, and later runs wait for ev
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,6 +30,7 @@ from dagster import (
     sensor,
 )
 
+from passport_pipeline.execution.periodically import periodically
 from passport_pipeline.execution.run_process import RUN_PROCESS_TAG, ProcessIdentity, judge
 
 RELEASE_COMMAND = "python -m passport_pipeline.cli.release"
@@ -134,27 +135,3 @@ def watched_run_process(plan_context) -> Iterator[None]:
 
     with periodically(plan_context, WATCH_INTERVAL_S, "blocked-claim watch", watch):
         yield
-
-
-@contextmanager
-def periodically(plan_context, interval_s: float, name: str, tick) -> Iterator[None]:
-    """Call ``tick`` every ``interval_s`` in a thread of the run process while the block runs.
-
-    What runs here is for people (warnings, progress): an error in it, a storage blip say, is
-    logged at DEBUG and never ends the run."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(interval_s):
-            try:
-                tick()
-            except Exception as error:
-                plan_context.log.debug(f"{name}: {error!r}")
-
-    thread = threading.Thread(target=loop, name=name, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=interval_s)

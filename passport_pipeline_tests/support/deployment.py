@@ -4,7 +4,8 @@ Each test (and each benchmark run) gets its own DAGSTER_HOME, PASSPORT_HOME and 
 this is the one place that writes an instance's dagster.yaml. The instance is the
 checkout's dagster.yaml (sqlite under DAGSTER_HOME) or, given ``instance_url``, the production
 ``deploy/dagster.yaml`` on that PostgreSQL database (through ``DAGSTER_PG_URL``). Tests drive
-the job exactly as an operator would: ``dagster job execute`` on the multiprocess executor,
+the job exactly as an operator would: ``dagster job execute`` on the default (threads) executor
+unless a test names another,
 ``python -m passport_pipeline.cli.reexecute``, ``... progress``.
 """
 
