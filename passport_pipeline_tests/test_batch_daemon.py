@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
 from passport_pipeline.covers.batch_ledger import BATCH_TAG, month_batches
+from passport_pipeline.covers.names import JOB_NAME
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
+from passport_pipeline_tests.support.waiting import sensor_ticks, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -47,13 +48,9 @@ def deployment(tmp_path, postgres_url, gemini) -> Deployment:
     )
 
 
-def wait_for(condition, what: str, timeout: float = 300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(1)
-    raise TimeoutError(f"{what} did not happen within {timeout} s")
+def ticks(deployment: Deployment) -> int:
+    with deployment.instance() as instance:
+        return sensor_ticks(instance, f"{JOB_NAME}_batches")
 
 
 def ledger_state(deployment: Deployment, name: str) -> str | None:
@@ -73,9 +70,9 @@ def test_a_month_through_a_batch_survives_a_daemon_restart_and_names_the_refused
     assert again.returncode == 0 and gemini.batches.calls["create"] == 1
 
     with deployment.daemon("daemon-1"):
-        wait_for(lambda: gemini.batches.calls["get"] >= 1, "the sensor's first poll")
+        wait_for(lambda: gemini.batches.calls["get"] >= 1, "the sensor's first poll", 300)
         gemini.batches.run(name, answered=1)
-        wait_for(lambda: ledger_state(deployment, name) == "RUNNING", "RUNNING in the ledger")
+        wait_for(lambda: ledger_state(deployment, name) == "RUNNING", "RUNNING in the ledger", 300)
     # The daemon is down when the batch finishes; the new daemon finds it from its cursor.
     gemini.batches.finish(name)
     with deployment.daemon("daemon-2"):
@@ -86,8 +83,13 @@ def test_a_month_through_a_batch_survives_a_daemon_restart_and_names_the_refused
                 if run.tags.get(BATCH_TAG) == name and run.status in FINISHED
             ],
             "the results run",
+            timeout_s=300,
+            every_s=0.5,
         )
-        time.sleep(3)  # a few more ticks: none may launch a second results run
+        # Two more of the sensor's ticks, each of which sees the finished batch: none may
+        # launch a second results run.
+        seen = ticks(deployment)
+        wait_for(lambda: ticks(deployment) >= seen + 2, "two more sensor ticks", timeout_s=120)
         launched = [run for run in deployment.runs() if run.tags.get(BATCH_TAG) == name]
 
     [run] = results

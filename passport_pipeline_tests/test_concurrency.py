@@ -8,7 +8,6 @@ two steps (see passport_pipeline/execution/instance_storage.py).
 from __future__ import annotations
 
 import signal
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -17,6 +16,7 @@ from dagster import DagsterRunStatus
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -87,11 +87,7 @@ def test_an_interrupted_run_gives_its_slots_back(deployment, gemini, postgres_ur
     # per-attempt deadline (a step process is interrupted at once).
     deployment.env.update(GEMINI_READ_TIMEOUT_S="10", GEMINI_REQUEST_DEADLINE_S="10")
     stuck = deployment.start(*deployment.month_command("2026-10"))
-    deadline = time.monotonic() + 120
-    while gemini.in_flight < 2:
-        assert time.monotonic() < deadline, "the first run never reached the pool's width"
-        assert stuck.poll() is None
-        time.sleep(0.2)
+    wait_for(lambda: gemini.in_flight >= 2, "the first run at the pool's width", 120, alive=stuck)
     paid = gemini.generate_requests
     stuck.send_signal(signal.SIGINT)  # Ctrl-C in the operator's shell
     stuck.communicate(timeout=120)

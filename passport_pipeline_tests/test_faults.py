@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -21,6 +20,7 @@ from passport_pipeline.dagster_internals import ErrorSource
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.waiting import wait_for
 
 # The app database of every test here is on the PostgreSQL server.
 pytestmark = pytest.mark.postgres
@@ -64,11 +64,7 @@ def interrupt_half_way(
     database = deployment.env["PASSPORT_DATABASE_URL"]
     done += covered(database)
     process = deployment.start(*command)
-    deadline = time.monotonic() + 180
-    while covered(database) < done:
-        assert process.poll() is None, process.communicate()[0][-3000:]
-        assert time.monotonic() < deadline, "the run never got going"
-        time.sleep(0.1)
+    wait_for(lambda: covered(database) >= done, "the run's first covers", 180, alive=process)
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=180)
     assert process.returncode != 0, output[-3000:]

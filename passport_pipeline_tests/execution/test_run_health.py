@@ -8,7 +8,6 @@ subprocesses, and the paid calls counted at the fake Gemini server.
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
@@ -18,6 +17,7 @@ from passport_pipeline.execution.run_health import RELEASE_COMMAND
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.deployment import BIN, Deployment, kill_with_children
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -43,11 +43,7 @@ def kill_mid_run(deployment: Deployment, gemini: FakeGemini) -> str:
     """Start the month, wait until it holds the whole pool, then kill -9 the CLI and every
     process under it (what closing the operator's terminal or an OOM kill of the group does)."""
     cli = deployment.start(*deployment.month_command("2026-10"))
-    deadline = time.monotonic() + 120
-    while gemini.in_flight < POOL:
-        assert time.monotonic() < deadline, "the run never reached the pool's width"
-        assert cli.poll() is None, cli.communicate()[0][-3000:]
-        time.sleep(0.2)
+    wait_for(lambda: gemini.in_flight >= POOL, "the run at the pool's width", 120, alive=cli)
     kill_with_children(cli)
     [killed] = deployment.runs()
     return killed.run_id
@@ -65,14 +61,6 @@ def sensor_started(deployment: Deployment, name: str) -> bool:
             state.instigator_name == name and state.instigator_data and state.instigator_data.cursor
             for state in instance.all_instigator_state()
         )
-
-
-def wait_for(condition, what: str, timeout_s: float = 300):
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(1)
-    return value
 
 
 def test_the_daemon_fails_a_killed_run_and_the_next_run_covers_everyone(deployment, postgres_url):
