@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dagster import Definitions, EnvVar
 
+from passport_pipeline.cli.reexecute import launch_detached
 from passport_pipeline.covers.alerts import alert_resources_for, month_alert_sensors
 from passport_pipeline.covers.asset import build_covers_asset, covers_job
 from passport_pipeline.covers.overdue import overdue_month_sensor
 from passport_pipeline.covers.partitions import monthly_partitions
 from passport_pipeline.covers.policies import cover_retry_policy
+from passport_pipeline.covers.quota_resume import quota_resume_sensor
 from passport_pipeline.covers.schedule import monthly_covers_schedule
 from passport_pipeline.covers.stopped import stopped_month_sensors
 from passport_pipeline.execution.executor import covers_executor
@@ -98,6 +100,7 @@ def step_records_resources(settings: Settings) -> dict:
 
 def build_definitions(settings: Settings) -> Definitions:
     resources = resources_for(settings)
+    resume_days = settings.quota_resume_days
     return Definitions(
         assets=[
             build_covers_asset(
@@ -111,7 +114,12 @@ def build_definitions(settings: Settings) -> Definitions:
             *stopped_month_sensors(covers_job.name, settings.alerts.ui_url),
             dead_runs_sensor(covers_job.name),
             overdue_month_sensor(covers_job.name, settings),
-            *month_alert_sensors(covers_job.name, settings.alerts.ui_url),
+            *month_alert_sensors(
+                covers_job.name,
+                settings.alerts.ui_url,
+                quota_resume_days=settings.quota_resume_days,
+            ),
+            quota_resume_sensor(covers_job.name, resume_days, launch_detached),
             *_batch_sensors(settings),
         ],
         resources={**resources, **alert_resources_for(settings)},
