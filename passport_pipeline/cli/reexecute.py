@@ -31,6 +31,7 @@ from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 PARENT_RUN_ID_TAG = "dagster/parent_run_id"
 ROOT_RUN_ID_TAG = "dagster/root_run_id"
 RESUME_RETRY_TAG = "dagster/is_resume_retry"
+_LAUNCHED: list[subprocess.Popen] = []  # re-executions started by launch_detached
 
 
 def covers_job_definition() -> JobDefinition:
@@ -64,14 +65,17 @@ def launch_detached(instance: DagsterInstance, run_id: str) -> None:
     to ``quota_resumes/<run id>.log`` under the instance's directory."""
     logs = Path(instance.root_directory) / "quota_resumes"
     logs.mkdir(parents=True, exist_ok=True)
+    # Kept, and polled at the next launch, so that an ended one is reaped, not left a zombie.
+    _LAUNCHED[:] = [process for process in _LAUNCHED if process.poll() is None]
     with open(logs / f"{run_id}.log", "ab") as log:
-        subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "passport_pipeline.cli.reexecute", run_id],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # not stopped with the sensor's process
         )
+    _LAUNCHED.append(process)
 
 
 def main(argv: list[str] | None = None) -> int:
