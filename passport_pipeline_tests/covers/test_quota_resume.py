@@ -6,7 +6,8 @@ before and after the reset (no sleeping), and the re-execution goes the operator
 from __future__ import annotations
 
 import re
-import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from dagster import DagsterRunStatus, RunsFilter, build_sensor_context
@@ -28,6 +29,7 @@ API_KEY = "AIzaTEST-quota-days-key-000111222333"
 USERS = 6  # titles "Trip 1" … "Trip 6": no title holds another
 PER_DAY = 3
 MONTH = "2026-10"
+PACIFIC = ZoneInfo("America/Los_Angeles")
 
 
 class Clock:
@@ -47,7 +49,8 @@ def test_a_month_halted_by_the_daily_quota_finishes_after_the_reset_paying_each_
         postgres_url,
         [UserRow(i, title=f"Trip {i}", visits=[(1 + i % 5, october(9))]) for i in range(1, 7)],
     )
-    clock = Clock(time.time())
+    # Google's day, on the fake's own clock: noon Pacific, twelve hours before its reset.
+    clock = Clock(datetime(2026, 12, 7, 12, 0, tzinfo=PACIFIC).timestamp())
     with FakeGemini(api_keys=[API_KEY]) as gemini:
         gemini.quotas = Quotas(per_day=PER_DAY, clock=clock)
         deployment = Deployment.with_gemini(
@@ -56,13 +59,14 @@ def test_a_month_halted_by_the_daily_quota_finishes_after_the_reset_paying_each_
         halted = deployment.execute_month(MONTH)
         assert halted.returncode != 0
         assert gemini.quotas.rejected_day >= 1
+        assert len(_paid(gemini)) == PER_DAY  # the first day: the quota's worth, no more
         [run] = deployment.runs()
         with deployment.instance() as instance:
             halts, _ = quota_facts(instance, MONTH, 0)
             halt = halts[run.run_id]
             assert run.run_id in (instance.get_run_by_id(run.run_id).tags[HALT_TAG])
             # The fake's RetryInfo runs to Google's next midnight (Pacific): the halt keeps it.
-            assert halt.resume_at - halt.halted_at > 60
+            assert halt.resume_at - halt.halted_at == pytest.approx(12 * 3600, abs=5)
 
             # The sensor's process has the deployment's environment: its launcher passes it on.
             for name, value in deployment.env.items():
@@ -83,8 +87,11 @@ def test_a_month_halted_by_the_daily_quota_finishes_after_the_reset_paying_each_
             assert "(automatic resume 1 of 3)" in said
             assert quota_facts(instance, MONTH, 0)[1] == {}  # nothing resumed before the reset
 
-            clock.now = halt.resume_at + 1  # Google's day turns: the per-day quota is back
-            said = tick(clock.now)
+            clock.now = datetime(2026, 12, 8, 0, 0, 1, tzinfo=PACIFIC).timestamp()
+            # Google's day has turned (the per-day quota is back) and the sensor's "now" is past
+            # the halt's resume time.
+            now = halt.resume_at + 1
+            said = tick(now)
             assert "resuming now" in said
             child = wait_until(
                 lambda: _finished_child(instance, run.run_id), "the resumed run to end", 120
@@ -92,13 +99,9 @@ def test_a_month_halted_by_the_daily_quota_finishes_after_the_reset_paying_each_
             assert child.status is DagsterRunStatus.SUCCESS
             assert quota_facts(instance, MONTH, 0)[1] == {MONTH: {run.run_id}}
             # The month is done: a later tick launches nothing.
-            assert tick(clock.now + 3600) == "no month is halted on the daily quota"
+            assert tick(now + 3600) == "no month is halted on the daily quota"
             tag = instance.get_run_by_id(child.run_id).tags[PROGRESS_TAG]
-        paid = [
-            r.prompt
-            for r in gemini.records
-            if r.endpoint == "generate" and not (r.rule or "").startswith("quota")
-        ]
+        paid = _paid(gemini)
         progress = deployment.progress(MONTH)
     # Every user covered, each paid for exactly once, across the two quota days.
     assert all(cover_urls(postgres_url).values()) and len(cover_urls(postgres_url)) == USERS
@@ -113,3 +116,12 @@ def _finished_child(instance, parent_run_id: str):
     runs = instance.get_runs(RunsFilter(tags={PARENT_RUN_ID_TAG: parent_run_id}))
     finished = [r for r in runs if r.is_finished]
     return finished[0] if finished else None
+
+
+def _paid(gemini: FakeGemini) -> list[str]:
+    """The prompts of the generate requests the fake answered (a quota's 429 is not paid)."""
+    return [
+        r.prompt
+        for r in gemini.records
+        if r.endpoint == "generate" and not (r.rule or "").startswith("quota")
+    ]
