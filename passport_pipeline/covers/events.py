@@ -102,11 +102,18 @@ def quota_halt(month: str, run_id: str, halted_at: float, resume_at: float) -> A
     )
 
 
-def quota_resume(month: str, run_id: str, number: int, most: int) -> AssetObservation:
-    """The quota-resume sensor re-executes a halted run from failure: the month's
-    ``number``-th automatic resume of at most ``most``."""
+def quota_resume(
+    month: str, run_id: str, number: int, most: int, resumed_at: float
+) -> AssetObservation:
+    """The quota-resume sensor re-executes a halted run from failure (at ``resumed_at``): the
+    month's ``number``-th automatic resume of at most ``most``."""
     return AssetObservation(
         asset_key=COVERS_ASSET,
         partition=month,
-        metadata={QUOTA_RESUME_KEY: run_id, "resume_number": number, "resume_most": most},
+        metadata={
+            QUOTA_RESUME_KEY: run_id,
+            "resume_number": number,
+            "resume_most": most,
+            "resumed_at": resumed_at,
+        },
     )

@@ -48,6 +48,7 @@ from passport_pipeline.domain.quota_days import (
 
 TICK_S = 300
 LOOKBACK_S = 40 * 24 * 3600  # the halts and resumes that count: about a month's
+NO_RUN_AFTER_S = 900  # a launched re-execution creates its run within seconds
 # Re-executes one run from failure, out of the sensor's process (a month outlasts a tick).
 Launch = Callable[[DagsterInstance, str], None]
 
@@ -61,11 +62,12 @@ def record_quota_halt(context: OpExecutionContext, month: str, retry_delay_s: fl
 
 def quota_facts(
     instance: DagsterInstance, month: str | None, since: float
-) -> tuple[dict[str, QuotaHalt], dict[str, set[str]]]:
-    """The quota halts by run (the latest resume time of each) and the resumed runs by month,
-    recorded after ``since`` (of one month, or of all)."""
+) -> tuple[dict[str, QuotaHalt], dict[str, dict[str, float]]]:
+    """The quota halts by run (the latest resume time of each) and the resumed runs by month
+    (run id → when the sensor launched its re-execution), recorded after ``since`` (of one
+    month, or of all)."""
     halts: dict[str, QuotaHalt] = {}
-    resumed: dict[str, set[str]] = {}
+    resumed: dict[str, dict[str, float]] = {}
     for partition, values in _observations(instance, month, since):
         if events.QUOTA_HALT_KEY in values:
             run_id = str(values[events.QUOTA_HALT_KEY])
@@ -76,7 +78,8 @@ def quota_facts(
             if known is None or halt.resume_at > known.resume_at:
                 halts[run_id] = halt
         elif events.QUOTA_RESUME_KEY in values:
-            resumed.setdefault(partition, set()).add(str(values[events.QUOTA_RESUME_KEY]))
+            launched = float(values.get("resumed_at", 0.0))
+            resumed.setdefault(partition, {})[str(values[events.QUOTA_RESUME_KEY])] = launched
     return halts, resumed
 
 
@@ -91,23 +94,33 @@ def run_quota_decision(
     halt = halts.get(run.run_id)
     if halt is None:
         return None
-    return decide(halt, now, len(resumed.get(month, set()) - {run.run_id}), most)
+    return decide(halt, now, len(set(resumed.get(month, {})) - {run.run_id}), most)
 
 
-def due_decisions(instance: DagsterInstance, now: float, most: int) -> list[Decision]:
+def due_decisions(
+    instance: DagsterInstance, now: float, most: int
+) -> tuple[list[Decision], list[str]]:
     """For each month whose newest run halted on the quota, has ended, and was not resumed
-    yet: the decision at ``now``."""
+    yet: the decision at ``now``; and a line for each resume launched that made no run."""
     halts, resumed = quota_facts(instance, None, now - LOOKBACK_S)
-    decisions = []
+    decisions, stuck = [], []
     for halt in sorted(halts.values(), key=lambda h: h.halted_at):
-        done = resumed.get(halt.month, set())
-        if halt.run_id in done or latest_run_id(instance, Month.parse(halt.month)) != halt.run_id:
-            continue  # resumed already, or superseded (a person re-executed or relaunched)
+        done = resumed.get(halt.month, {})
+        if latest_run_id(instance, Month.parse(halt.month)) != halt.run_id:
+            continue  # superseded: resumed, or a person re-executed or launched the month
+        if halt.run_id in done:
+            if now - done[halt.run_id] > NO_RUN_AFTER_S:
+                stuck.append(
+                    f"{halt.month}: the automatic re-execution of run {halt.run_id} made no "
+                    f"run; see quota_resumes/{halt.run_id}.log in the Dagster instance's "
+                    "directory, and re-execute the run from failure"
+                )
+            continue
         run = instance.get_run_by_id(halt.run_id)
         if run is None or run.status is not DagsterRunStatus.FAILURE:
             continue  # still ending (its steps are stopping), or it ended otherwise
         decisions.append(decide(halt, now, len(done), most))
-    return decisions
+    return decisions, stuck
 
 
 def quota_resume_sensor(
@@ -127,13 +140,16 @@ def quota_resume_sensor(
     )
     def resume_quota_halted_months(context: SensorEvaluationContext):
         """Resume each month whose quota is back; say which wait and which need a person."""
-        lines = []
-        for decision in due_decisions(context.instance, clock(), most):
+        now = clock()
+        decisions, lines = due_decisions(context.instance, now, most)
+        for line in lines:
+            context.log.error(line)
+        for decision in decisions:
             if decision.action is Action.RESUME:
                 launch(context.instance, decision.halt.run_id)
                 context.instance.report_runless_asset_event(
                     events.quota_resume(
-                        decision.halt.month, decision.halt.run_id, decision.resume_number, most
+                        decision.halt.month, decision.halt.run_id, decision.resume_number, most, now
                     )
                 )
             lines.append(decision.describe())
