@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dagster import Definitions, EnvVar
 
-from passport_pipeline.cli.reexecute import launch_detached
 from passport_pipeline.covers.alerts import alert_resources_for, month_alert_sensors
 from passport_pipeline.covers.asset import build_covers_asset, covers_job
 from passport_pipeline.covers.overdue import overdue_month_sensor
@@ -119,7 +118,7 @@ def build_definitions(settings: Settings) -> Definitions:
                 settings.alerts.ui_url,
                 quota_resume_days=settings.quota_resume_days,
             ),
-            quota_resume_sensor(covers_job.name, resume_days, launch_detached),
+            quota_resume_sensor(covers_job.name, resume_days),
             *_batch_sensors(settings),
         ],
         resources={**resources, **alert_resources_for(settings)},

@@ -10,9 +10,7 @@ the parent run, so no user who already has a cover is drawn twice.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-from pathlib import Path
 
 from dagster import (
     DagsterInstance,
@@ -31,7 +29,6 @@ from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 PARENT_RUN_ID_TAG = "dagster/parent_run_id"
 ROOT_RUN_ID_TAG = "dagster/root_run_id"
 RESUME_RETRY_TAG = "dagster/is_resume_retry"
-_LAUNCHED: list[subprocess.Popen] = []  # re-executions started by launch_detached
 
 
 def covers_job_definition() -> JobDefinition:
@@ -57,25 +54,6 @@ def reexecution_tags(parent_tags: dict[str, str], parent_run_id: str, root_run_i
         ROOT_RUN_ID_TAG: root_run_id,
         RESUME_RETRY_TAG: "true",
     }
-
-
-def launch_detached(instance: DagsterInstance, run_id: str) -> None:
-    """Re-execute ``run_id`` from failure with this command, in a process of its own that
-    outlives the caller (the quota-resume sensor, ``covers/quota_resume.py``); its output goes
-    to ``quota_resumes/<run id>.log`` under the instance's directory."""
-    logs = Path(instance.root_directory) / "quota_resumes"
-    logs.mkdir(parents=True, exist_ok=True)
-    # Kept, and polled at the next launch, so that an ended one is reaped, not left a zombie.
-    _LAUNCHED[:] = [process for process in _LAUNCHED if process.poll() is None]
-    with open(logs / f"{run_id}.log", "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "passport_pipeline.cli.reexecute", run_id],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # not stopped with the sensor's process
-        )
-    _LAUNCHED.append(process)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,8 +17,11 @@ resume time, and a sensor re-executes the run from failure once the quota is bac
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from dagster import (
     AssetKey,
@@ -51,6 +54,9 @@ LOOKBACK_S = 40 * 24 * 3600  # the halts and resumes that count: about a month's
 NO_RUN_AFTER_S = 900  # a launched re-execution creates its run within seconds
 # Re-executes one run from failure, out of the sensor's process (a month outlasts a tick).
 Launch = Callable[[DagsterInstance, str], None]
+# The command a person runs (named, not imported: the CLI sits above the covers).
+REEXECUTE_COMMAND = "passport_pipeline.cli.reexecute"
+_LAUNCHED: list[subprocess.Popen] = []  # re-executions started by launch_detached
 
 
 def record_quota_halt(context: OpExecutionContext, month: str, retry_delay_s: float | None) -> None:
@@ -123,8 +129,30 @@ def due_decisions(
     return decisions, stuck
 
 
+def launch_detached(instance: DagsterInstance, run_id: str) -> None:
+    """Re-execute ``run_id`` from failure with the operators' command
+    (``python -m passport_pipeline.cli.reexecute``), in a process of its own that outlives the
+    sensor's; its output goes to ``quota_resumes/<run id>.log`` in the instance's directory."""
+    logs = Path(instance.root_directory) / "quota_resumes"
+    logs.mkdir(parents=True, exist_ok=True)
+    # Kept, and polled at the next launch, so that an ended one is reaped, not left a zombie.
+    _LAUNCHED[:] = [process for process in _LAUNCHED if process.poll() is None]
+    with open(logs / f"{run_id}.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", REEXECUTE_COMMAND, run_id],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # not stopped with the sensor's process
+        )
+    _LAUNCHED.append(process)
+
+
 def quota_resume_sensor(
-    job_name: str, most: int, launch: Launch, clock: Callable[[], float] = time.time
+    job_name: str,
+    most: int,
+    launch: Launch = launch_detached,
+    clock: Callable[[], float] = time.time,
 ) -> SensorDefinition:
     """The sensor that resumes quota-halted months (``clock``: seconds since the epoch)."""
 

@@ -12,11 +12,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster import DagsterRunStatus, RunsFilter, build_sensor_context
 
-from passport_pipeline.cli.reexecute import PARENT_RUN_ID_TAG, launch_detached
+from passport_pipeline.cli.reexecute import PARENT_RUN_ID_TAG
 from passport_pipeline.covers.alerts import stopped_month
 from passport_pipeline.covers.names import HALT_TAG, JOB_NAME
 from passport_pipeline.covers.progress import PROGRESS_TAG
-from passport_pipeline.covers.quota_resume import quota_facts, quota_resume_sensor
+from passport_pipeline.covers.quota_resume import (
+    launch_detached,
+    quota_facts,
+    quota_resume_sensor,
+)
 from passport_pipeline.domain.alert_message import build_alert
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.deployment import Deployment
