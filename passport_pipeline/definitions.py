@@ -13,6 +13,7 @@ from passport_pipeline.covers.asset import build_covers_asset, covers_job
 from passport_pipeline.covers.overdue import overdue_month_sensor
 from passport_pipeline.covers.partitions import monthly_partitions
 from passport_pipeline.covers.policies import cover_retry_policy
+from passport_pipeline.covers.quota_resume import quota_resume_sensor
 from passport_pipeline.covers.run_duties import MonthRunDuties
 from passport_pipeline.covers.schedule import monthly_covers_schedule
 from passport_pipeline.covers.stopped import stopped_month_sensors
@@ -99,6 +100,7 @@ def step_records_resources(settings: Settings) -> dict:
 
 def build_definitions(settings: Settings) -> Definitions:
     resources = resources_for(settings)
+    resume_days = settings.quota_resume_days
     return Definitions(
         assets=[
             build_covers_asset(
@@ -112,7 +114,12 @@ def build_definitions(settings: Settings) -> Definitions:
             *stopped_month_sensors(covers_job.name, settings.alerts.ui_url),
             dead_runs_sensor(covers_job.name),
             overdue_month_sensor(covers_job.name, settings),
-            *month_alert_sensors(covers_job.name, settings.alerts.ui_url),
+            *month_alert_sensors(
+                covers_job.name,
+                settings.alerts.ui_url,
+                quota_resume_days=settings.quota_resume_days,
+            ),
+            quota_resume_sensor(covers_job.name, resume_days),
             *_batch_sensors(settings),
         ],
         resources={**resources, **alert_resources_for(settings)},

@@ -92,6 +92,8 @@ class Settings:
     # month must be covered (else the overdue-month sensor alerts).
     first_month: str = "2024-01"
     month_due_day: int = 3
+    # Automatic resumes of a month halted by Gemini's daily quota (0: never; a person decides).
+    quota_resume_days: int = 3
 
     @property
     def local_store_root(self) -> Path:
@@ -195,6 +197,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         or 60.0,
         first_month=_month(get("PASSPORT_FIRST_MONTH", "2024-01"), "PASSPORT_FIRST_MONTH"),
         month_due_day=_due_day(get("PASSPORT_MONTH_DUE_DAY", "3")),
+        quota_resume_days=_resume_days(get("PASSPORT_QUOTA_RESUME_DAYS", "3")),
     )
 
 
@@ -358,6 +361,19 @@ def _due_day(value: str) -> int:
     if not 1 <= day <= 28:
         raise SettingsError(f"PASSPORT_MONTH_DUE_DAY={day}: a day of the month from 1 to 28")
     return day
+
+
+def _resume_days(value: str) -> int:
+    name = "PASSPORT_QUOTA_RESUME_DAYS"
+    try:
+        days = int(value)
+    except ValueError:
+        raise SettingsError(
+            f"{name}={value!r} is not a whole number of automatic resumes a month"
+        ) from None
+    if not 0 <= days <= 31:
+        raise SettingsError(f"{name} must be from 0 (never resume by itself) to 31, not {days}")
+    return days
 
 
 def _integer(value: str, name: str) -> int:

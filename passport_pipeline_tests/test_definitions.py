@@ -156,6 +156,8 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
         ({"GEMINI_READ_TIMEOUT_S": "-1"}, "GEMINI_READ_TIMEOUT_S cannot be negative"),
         ({"GEMINI_CONNECT_TIMEOUT_S": "soon"}, "GEMINI_CONNECT_TIMEOUT_S='soon' is not a number"),
         ({"PASSPORT_MAX_IMAGE_BYTES": "20MB"}, "PASSPORT_MAX_IMAGE_BYTES='20MB' is not a whole"),
+        ({"PASSPORT_QUOTA_RESUME_DAYS": "three"}, "PASSPORT_QUOTA_RESUME_DAYS='three' is not a"),
+        ({"PASSPORT_QUOTA_RESUME_DAYS": "-1"}, r"must be from 0 \(never resume by itself\)"),
     ],
 )
 def test_bad_settings_name_the_variable(env, message):
@@ -177,6 +179,16 @@ def test_the_executor_is_the_one_passport_executor_names(tmp_path, choice, execu
         env["PASSPORT_EXECUTOR"] = choice
     job = build_definitions(load_settings(env)).resolve_job_def("monthly_passport_covers")
     assert job.executor_def.name == executor_name
+
+
+@pytest.mark.parametrize(("value", "days"), [(None, 3), ("0", 0), ("5", 5)])
+def test_a_quota_halted_month_resumes_by_itself_as_often_as_configured(value, days):
+    env = {} if value is None else {"PASSPORT_QUOTA_RESUME_DAYS": value}
+    assert load_settings(env).quota_resume_days == days
+    defs_ = build_definitions(load_settings(env))
+    sensor = defs_.resolve_sensor_def("monthly_passport_covers_quota_resumes")
+    assert sensor.default_status is DefaultSensorStatus.RUNNING
+    assert f"at most {days} times a month" in sensor.description
 
 
 def test_embedded_defaults(tmp_path):

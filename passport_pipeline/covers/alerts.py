@@ -43,8 +43,10 @@ from passport_pipeline.covers.names import (
     is_covers_run,
 )
 from passport_pipeline.covers.progress import run_progress
+from passport_pipeline.covers.quota_resume import run_quota_decision
 from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 from passport_pipeline.domain.alert_message import StopKind, StoppedMonth, build_alert
+from passport_pipeline.domain.quota_days import DEFAULT_RESUME_DAYS
 from passport_pipeline.resources.alert_channels import (
     AlertChannel,
     AlertDeliveryError,
@@ -67,14 +69,19 @@ class AlertsNotDelivered(Exception):
 
 
 def month_alert_sensors(
-    job_name: str, ui_url: str | None, retry_after_s: float = RETRY_EVERY_S
+    job_name: str,
+    ui_url: str | None,
+    retry_after_s: float = RETRY_EVERY_S,
+    quota_resume_days: int = DEFAULT_RESUME_DAYS,
 ) -> list[SensorDefinition]:
     """Alerts for failed and canceled runs of the covers, and the retries of undelivered ones
-    (``retry_after_s`` after the last attempt)."""
+    (``retry_after_s`` after the last attempt). A halt on the daily quota says when the month
+    resumes, or that its ``quota_resume_days`` automatic resumes are used up."""
+    days = quota_resume_days
     return [
-        _alert_sensor(job_name, DagsterRunStatus.FAILURE, "failure_alerts", ui_url),
-        _alert_sensor(job_name, DagsterRunStatus.CANCELED, "cancel_alerts", ui_url),
-        _retry_sensor(job_name, ui_url, retry_after_s),
+        _alert_sensor(job_name, DagsterRunStatus.FAILURE, "failure_alerts", ui_url, days),
+        _alert_sensor(job_name, DagsterRunStatus.CANCELED, "cancel_alerts", ui_url, days),
+        _retry_sensor(job_name, ui_url, retry_after_s, days),
     ]
 
 
@@ -107,7 +114,7 @@ def alert_resources_for(settings: Settings) -> dict:
 
 
 def _alert_sensor(
-    job_name: str, status: DagsterRunStatus, name: str, ui_url: str | None
+    job_name: str, status: DagsterRunStatus, name: str, ui_url: str | None, days: int
 ) -> SensorDefinition:
     @covers_run_status_sensor(
         status,
@@ -125,14 +132,17 @@ def _alert_sensor(
             return SkipReason("no alert channel is configured (README, Alerts)")
         # The counts must balance whichever stopped-run sensor ticks first (idempotent).
         record_unstarted_user_steps(context.instance, context.dagster_run.run_id)
-        sent = deliver_alert(context.instance, context.dagster_run.run_id, channels, ui_url)
+        run_id = context.dagster_run.run_id
+        sent = deliver_alert(context.instance, run_id, channels, ui_url, days)
         context.log.info(f"alert for run {context.dagster_run.run_id} sent by {sent or 'none'}")
         return None
 
     return alert_stopped_month
 
 
-def _retry_sensor(job_name: str, ui_url: str | None, retry_after_s: float) -> SensorDefinition:
+def _retry_sensor(
+    job_name: str, ui_url: str | None, retry_after_s: float, days: int
+) -> SensorDefinition:
     @sensor(
         name=f"{job_name}_alert_retries",
         minimum_interval_seconds=RETRY_EVERY_S,
@@ -170,7 +180,7 @@ def _retry_sensor(job_name: str, ui_url: str | None, retry_after_s: float) -> Se
             }
             retried.append(run.run_id)
             try:
-                deliver_alert(context.instance, run.run_id, pending, ui_url)
+                deliver_alert(context.instance, run.run_id, pending, ui_url, days)
             except AlertsNotDelivered as error:
                 failures.append(str(error))
         if failures:
@@ -187,7 +197,11 @@ def _enabled(email: AlertChannel, slack: AlertChannel) -> dict[str, AlertChannel
 
 
 def deliver_alert(
-    instance: DagsterInstance, run_id: str, channels: dict[str, AlertChannel], ui_url: str | None
+    instance: DagsterInstance,
+    run_id: str,
+    channels: dict[str, AlertChannel],
+    ui_url: str | None,
+    quota_resume_days: int = DEFAULT_RESUME_DAYS,
 ) -> list[str]:
     """Send the run's alert by each channel that has not delivered it yet; the channels that
     delivered now. Raises ``AlertsNotDelivered`` naming those that could not."""
@@ -204,7 +218,7 @@ def deliver_alert(
         "tried_at": time.time(),
     }
     _write_ledger(instance, run_id, ledger)
-    message = build_alert(stopped_month(instance, run, ui_url))
+    message = build_alert(stopped_month(instance, run, ui_url, quota_resume_days))
     sent, errors = [], []
     for name in todo:
         try:
@@ -227,7 +241,12 @@ def deliver_alert(
     return sent
 
 
-def stopped_month(instance: DagsterInstance, run: DagsterRun, ui_url: str | None) -> StoppedMonth:
+def stopped_month(
+    instance: DagsterInstance,
+    run: DagsterRun,
+    ui_url: str | None,
+    quota_resume_days: int = DEFAULT_RESUME_DAYS,
+) -> StoppedMonth:
     """The facts of the alert, from the run, its tags and its run group's event log."""
     progress, _ = run_progress(instance, run.run_id)
     halted = json.loads(run.tags.get(HALT_TAG) or "{}")
@@ -248,6 +267,9 @@ def stopped_month(instance: DagsterInstance, run: DagsterRun, ui_url: str | None
         estimated_cost_usd=progress.estimated_cost_usd or None,
         halt_reason=halted.get("reason") if is_halted else None,
         ui_url=ui_url,
+        quota=run_quota_decision(instance, run, time.time(), quota_resume_days)
+        if is_halted
+        else None,
     )
 
 

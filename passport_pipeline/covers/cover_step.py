@@ -9,6 +9,7 @@ from dagster import DagsterExecutionInterruptedError, Failure, OpExecutionContex
 from passport_pipeline.covers.batch import batch_image
 from passport_pipeline.covers.breaker import record_unusable_and_check
 from passport_pipeline.covers.names import GEMINI_POOL, HALT_TAG
+from passport_pipeline.covers.quota_resume import record_quota_halt
 from passport_pipeline.domain.breaker import HALT_AFTER_UNUSABLE, halt_reason
 from passport_pipeline.domain.images import inspect_image
 from passport_pipeline.domain.keys import cover_key
@@ -169,6 +170,8 @@ def _failure(
     image_model: ImageModel,
 ) -> Failure:
     if error.halts_run:
+        if error.daily_quota:  # recorded before the halt: its alert says when the month resumes
+            record_quota_halt(context, task.month, error.retry_delay_s)
         _halt_run(context, str(error))
     elif error.unusable_answer:
         said = f"user {task.user_id}: {error}"

@@ -1,11 +1,12 @@
 """Every event this code writes on the ``passport_covers`` asset itself, built in one place.
 
 Dagster writes the month's materialization (``record_month``'s output) and its failure status.
-Five observations add what Dagster cannot know: the month's planned total (``month_users``),
+Observations add what Dagster cannot know: the month's planned total (``month_users``),
 a user's unusable model answer (the run's breaker, ``breaker.py``), a stopped run's counts (the
 stopped-month sensors, ``stopped.py``), a run of listed users' summary (``record.py``: it
-does not mark the month done) and the month's Gemini batches (the batch ledger,
-``batch_ledger.py``).
+does not mark the month done), the month's Gemini batches (the batch ledger,
+``batch_ledger.py``), and a run halted by the daily quota and its automatic resumes
+(``quota_resume.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from passport_pipeline.domain.progress import Progress
 
 UNUSABLE_KEY = "unusable_answer"
 PARTIAL_RUN_STATUS = "listed users only"
+QUOTA_HALT_KEY = "quota_halted_run_id"
+QUOTA_RESUME_KEY = "quota_resumed_run_id"
 
 
 def planned(
@@ -88,3 +91,29 @@ def batch_ledger(month: str, metadata: dict) -> AssetObservation:
     """A Gemini batch of the month: created (with its users), polled, or taken by its results
     run (``batch_ledger.py`` writes and folds these entries)."""
     return AssetObservation(asset_key=COVERS_ASSET, partition=month, metadata=metadata)
+
+
+def quota_halt(month: str, run_id: str, halted_at: float, resume_at: float) -> AssetObservation:
+    """A run halted by Gemini's daily quota, and when its month may go on (epoch seconds)."""
+    return AssetObservation(
+        asset_key=COVERS_ASSET,
+        partition=month,
+        metadata={QUOTA_HALT_KEY: run_id, "halted_at": halted_at, "resume_at": resume_at},
+    )
+
+
+def quota_resume(
+    month: str, run_id: str, number: int, most: int, resumed_at: float
+) -> AssetObservation:
+    """The quota-resume sensor re-executes a halted run from failure (at ``resumed_at``): the
+    month's ``number``-th automatic resume of at most ``most``."""
+    return AssetObservation(
+        asset_key=COVERS_ASSET,
+        partition=month,
+        metadata={
+            QUOTA_RESUME_KEY: run_id,
+            "resume_number": number,
+            "resume_most": most,
+            "resumed_at": resumed_at,
+        },
+    )

@@ -9,9 +9,12 @@ from the steps' start and end events).
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, RunsFilter
+from sqlalchemy.exc import SQLAlchemyError
 
 from passport_pipeline.covers.batch_ledger import month_batches
 from passport_pipeline.covers.names import (
@@ -23,6 +26,7 @@ from passport_pipeline.covers.names import (
 )
 from passport_pipeline.dagster_internals import ErrorSource
 from passport_pipeline.domain.months import Month
+from passport_pipeline.domain.pacing import pace_line
 from passport_pipeline.domain.progress import (
     InFlight,
     Progress,
@@ -33,8 +37,11 @@ from passport_pipeline.domain.progress import (
     in_flight,
     progress_line,
 )
+from passport_pipeline.resources.pacing import PacingStore, instance_database_url
 
 PROGRESS_TAG = "passport/progress"
+_STORES: dict[str, PacingStore] = {}  # one engine per instance database, for every publish
+_STORES_LOCK = threading.Lock()
 FINISHED = {"success", "failure", "canceled"}
 
 _KINDS = {
@@ -73,9 +80,29 @@ def publish_progress(instance: DagsterInstance, run_id: str) -> str:
     """Put the month's progress on the run (tag ``passport/progress``, which the runs list and
     the backend read); the line, which the run's executor also logs when it changed."""
     progress, _ = run_progress(instance, run_id)
-    line = progress_line(progress)
+    line = progress_line(progress, run_pacing(instance, [run_id]))
     instance.add_run_tags(run_id, {PROGRESS_TAG: line})
     return line
+
+
+def run_pacing(instance: DagsterInstance, run_ids: list[str]) -> str | None:
+    """The deployment's pace with the image model and the width of the newest of ``run_ids``
+    that has one (``pace 42/min, width 12``), from the pacing store; None when nothing was
+    ever paced (the local model, batch mode) or the store cannot be read."""
+    url = instance_database_url(instance)
+    if url.startswith("sqlite:///") and not os.path.exists(url.removeprefix("sqlite:///")):
+        return None  # no paced call ever ran on this embedded instance: create nothing
+    with _STORES_LOCK:
+        store = _STORES.setdefault(url, PacingStore(url))
+    try:
+        pace, width = None, None
+        for run_id in reversed(run_ids):
+            pace, width = store.snapshot(run_id)
+            if width is not None:
+                break
+    except SQLAlchemyError:  # progress is read without it rather than not at all
+        return None
+    return pace_line(pace, width)
 
 
 def run_progress(instance: DagsterInstance, run_id: str) -> tuple[Progress, InFlight]:
@@ -159,6 +186,8 @@ def report_for(instance: DagsterInstance, run_id: str, month: Month | None, cove
         "max_in_flight": steps_in_flight.max,
         "mean_in_flight": steps_in_flight.mean,
     }
+    if (pacing := run_pacing(instance, group_run_ids(instance, run_id))) is not None:
+        report["pacing"] = pacing
     if month is not None:
         # Batch mode: the run that submitted the month's batch has ended; the batch has not.
         pending = {

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from passport_pipeline.domain.quota_days import Action, Decision
+
 
 class StopKind(StrEnum):
     FAILED = "failed"
@@ -34,6 +36,7 @@ class StoppedMonth:
     estimated_cost_usd: float | None = None
     halt_reason: str | None = None
     ui_url: str | None = None
+    quota: Decision | None = None  # a halt on the daily quota: when the month resumes, if it does
 
     @property
     def run_url(self) -> str | None:
@@ -79,6 +82,16 @@ def build_alert(stopped: StoppedMonth) -> AlertMessage:
     if stopped.estimated_cost_usd is not None:
         lines.append(f"Estimated cost so far: ${stopped.estimated_cost_usd:.4f}.")
     lines.append(f"Run: {stopped.run_url or stopped.run_id}")
+    if stopped.quota is not None:
+        lines.append(f"Daily quota: {stopped.quota.describe()}.")
+    if stopped.quota is not None and stopped.quota.action is not Action.GIVE_UP:
+        lines.append(
+            "What to do: nothing, the month goes on by itself then (to go on sooner, raise the "
+            "quota on Google's quota page and re-execute the run from failure: run page → "
+            f"Re-execute → From failure, or `python -m passport_pipeline.cli.reexecute "
+            f"{stopped.run_id}`). Users who already have their cover are not paid for again."
+        )
+        return AlertMessage(subject=subject, text="\n".join(lines))
     lines.append(
         f"What to do: {_WHAT_TO_DO[stopped.kind]} (run page → Re-execute → From failure, or "
         f"`python -m passport_pipeline.cli.reexecute {stopped.run_id}`). Users who already have "

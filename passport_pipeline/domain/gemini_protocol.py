@@ -54,6 +54,7 @@ class Verdict:
     message: str  # for people: what happened, never a header or a key
     halts_run: bool = False
     retry_delay_s: float | None = None  # the server's own RetryInfo.retryDelay
+    daily_quota: bool = False  # a 429 for a per-day quota: the month resumes after the reset
     status_code: int | None = None
     unusable: bool = False  # a 200 that is no usable image: asked again only UNUSABLE_RETRIES
     rate_limited: bool = False  # a 429 for a per-minute (not a per-day) quota
@@ -207,21 +208,24 @@ def classify_error(status_code: int, body: object, retry_after: str | None = Non
         extra.setdefault("reason", reason)
         return Verdict(transient, message=message, status_code=status_code, **extra)
 
+    delay = next(
+        (parse_duration(d["retryDelay"]) for d in _typed(details, RETRY_INFO, "retryDelay")),
+        None,
+    )
+    if delay is None and retry_after is not None:
+        delay = parse_duration(f"{retry_after.strip()}s")
     if status_code == 429 and _is_daily_quota(details, google_message):
         return verdict(
             False,
             f"Gemini's daily quota is used up, not retried in this run ({said})",
             reason="DAILY_QUOTA_EXHAUSTED",
+            daily_quota=True,
             # No later user's call can succeed today either: stop the run, spend nothing more.
             halts_run=True,
+            # When the quota is back, if Google says (the month resumes then: quota_days.py).
+            retry_delay_s=delay,
         )
     if status_code in _TRANSIENT_CODES or status_code >= 500:
-        delay = next(
-            (parse_duration(d["retryDelay"]) for d in _typed(details, RETRY_INFO, "retryDelay")),
-            None,
-        )
-        if delay is None and retry_after is not None:
-            delay = parse_duration(f"{retry_after.strip()}s")
         if status_code == 429:
             return verdict(
                 True,

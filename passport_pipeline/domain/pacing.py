@@ -101,3 +101,11 @@ def wait_for_rate(last_start: float | None, allowed: float, now: float) -> float
     if last_start is None:
         return 0.0
     return max(0.0, last_start + WINDOW_S / allowed * SPACING_MARGIN - now)
+
+
+def pace_line(pace: Pace | None, width: int | None) -> str | None:
+    """``pace 42/min, width 12`` as the progress line and CLI show it (None: nothing paced)."""
+    if pace is None:
+        return None
+    said = f"pace {pace.allowed:.0f}/min"
+    return said + (f", width {width}" if width is not None else "")

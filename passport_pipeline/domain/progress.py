@@ -99,8 +99,9 @@ def compute_progress(
     )
 
 
-def progress_line(progress: Progress) -> str:
-    """One line for people, as the run's tag shows it while the month runs."""
+def progress_line(progress: Progress, pacing: str | None = None) -> str:
+    """One line for people, as the run's tag shows it while the month runs (``pacing``: the
+    model's pace and the run's width, when it is paced)."""
     total = "?" if progress.total is None else progress.total
     done = progress.completed + progress.failed + progress.skipped
     percent = "" if progress.percent is None else f" ({progress.percent:g}%)"
@@ -111,6 +112,7 @@ def progress_line(progress: Progress) -> str:
         f"{progress.failed} failed, {progress.skipped} skipped; {remaining} remaining"
         f"{stopped}, "
         f"{progress.in_flight} in flight; ${progress.estimated_cost_usd:.2f} so far"
+        + (f"; {pacing}" if pacing else "")
     )
 
 

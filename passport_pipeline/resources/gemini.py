@@ -178,6 +178,8 @@ class GeminiImageModel(ImageModel):
                 verdict.message,
                 reason=verdict.reason,
                 halts_run=verdict.halts_run,
+                daily_quota=verdict.daily_quota,
+                retry_delay_s=verdict.retry_delay_s if verdict.daily_quota else None,
                 # A 200 without an image that is not garbage: the model declined the prompt.
                 refused=verdict.status_code == 200,
             ) from None

@@ -45,6 +45,9 @@ class PermanentImageModelError(ImageModelError):
     (a bad API key, an unknown model): the run stops calling the model after the first one.
     ``unusable_answer`` marks a model that answered, twice, with something that is no usable
     image: one such user is not retried; many in a row halt the run (domain/breaker.py).
+    ``daily_quota`` marks a per-day quota used up (it halts the run too): the month resumes
+    after the quota's reset, or after ``retry_delay_s`` when Google gave one
+    (domain/quota_days.py).
     """
 
     def __init__(
@@ -56,8 +59,12 @@ class PermanentImageModelError(ImageModelError):
         unusable_answer: bool = False,
         refused: bool = False,
         paid_calls: int = 0,
+        daily_quota: bool = False,
+        retry_delay_s: float | None = None,
     ):
         super().__init__(message)
+        self.daily_quota = daily_quota
+        self.retry_delay_s = retry_delay_s
         # Answers the model made before giving up (unusable ones): paid for, so in the cost.
         self.paid_calls = paid_calls
         self.reason = reason

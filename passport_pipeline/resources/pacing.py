@@ -227,6 +227,13 @@ class PacingStore:
             }
             return PaceReport(pace, int(started), self._in_flight(conn, now, None), widths)
 
+    def snapshot(self, scope: str) -> tuple[Pace | None, int | None]:
+        """The pace as stored and ``scope``'s width, read without a lock (None: nothing paced
+        yet), for progress lines."""
+        with self.engine().connect() as conn:
+            pace, width = self._get(conn, PACE_KEY), self._get(conn, f"width:{scope}")
+        return (Pace(**pace) if pace else None), (int(width["width"]) if width else None)
+
     # -- internals -------------------------------------------------------------------------
 
     def _locked_pace(self, conn: Connection, env_limit: float | None) -> Pace:

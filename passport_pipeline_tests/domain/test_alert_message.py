@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from passport_pipeline.domain.alert_message import StopKind, StoppedMonth, build_alert
+from passport_pipeline.domain.quota_days import QuotaHalt, decide
+
+PACIFIC = ZoneInfo("America/Los_Angeles")
 
 RUN_ID = "0f1e2d3c-aaaa-bbbb-cccc-123456789abc"
 
@@ -115,3 +122,32 @@ def test_a_run_without_a_month_still_alerts():
 def test_slack_text_puts_the_subject_in_bold_above_the_text():
     alert = build_alert(stopped())
     assert alert.slack_text == f"*{alert.subject}*\n{alert.text}"
+
+
+QUOTA_HALT = QuotaHalt(
+    "2026-10", RUN_ID, datetime(2026, 12, 7, 15, 30, tzinfo=PACIFIC).timestamp(), 0.0
+)
+RESUME_AT = datetime(2026, 12, 8, 0, 1, tzinfo=PACIFIC).timestamp()
+
+
+def test_a_daily_quota_halt_says_when_the_month_resumes_by_itself():
+    halt = replace(QUOTA_HALT, resume_at=RESUME_AT)
+    quota = decide(halt, halt.halted_at, resumes_done=1, most=3)
+    reason = "Gemini's daily quota is used up, not retried in this run (429 RESOURCE_EXHAUSTED)"
+    text = build_alert(stopped(kind=StopKind.HALTED, halt_reason=reason, quota=quota)).text
+    assert (
+        "Daily quota: 2026-10: run 0f1e2d3c-aaaa-bbbb-cccc-123456789abc halted on the daily "
+        "quota; resumes by itself at 2026-12-08 17:01 KST (08:01 UTC, 2026-12-08 00:01 PST "
+        "Pacific) (automatic resume 2 of 3)." in text
+    )
+    assert "What to do: nothing, the month goes on by itself then" in text
+    assert "Fix the cause above first" not in text
+
+
+def test_a_daily_quota_halt_past_the_resumes_says_a_person_is_needed():
+    halt = replace(QUOTA_HALT, resume_at=RESUME_AT)
+    quota = decide(halt, halt.halted_at, resumes_done=3, most=3)
+    text = build_alert(stopped(kind=StopKind.HALTED, quota=quota)).text
+    assert "the month's 3 automatic resumes are used up: a person is needed" in text
+    assert "re-execute the run from failure" in text
+    assert "goes on by itself" not in text

@@ -229,7 +229,7 @@ def _quota(*violations: dict, delay: str | None = None) -> list[dict]:
         (429, _quota(MINUTE, delay="37s"), True, False, "RESOURCE_EXHAUSTED", 37.0),
         (429, _quota(MINUTE, delay="1.5s"), True, False, "RESOURCE_EXHAUSTED", 1.5),
         (429, [], True, False, "RESOURCE_EXHAUSTED", None),
-        (429, _quota(DAY, delay="17s"), False, True, "DAILY_QUOTA_EXHAUSTED", None),
+        (429, _quota(DAY, delay="17s"), False, True, "DAILY_QUOTA_EXHAUSTED", 17.0),
         (429, _quota(MINUTE, DAY_METRIC), False, True, "DAILY_QUOTA_EXHAUSTED", None),
         (500, [], True, False, "INTERNAL", None),
         (502, [], True, False, "UNAVAILABLE", None),

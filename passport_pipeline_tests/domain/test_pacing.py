@@ -94,3 +94,16 @@ def test_the_pace_reads_for_people():
     pace = pacing.after_rate_limited(Pace(rate=100.0, limit=80.0), 60.0, now=0.0)
     assert pace.describe() == "30/min (limit 80), Google's quota 60/min"
     assert pacing.start(None).describe() == "60/min, slow start"
+
+
+@pytest.mark.parametrize(
+    ("pace", "width", "line"),
+    [
+        (None, None, None),  # nothing paced yet (the local model, batch mode)
+        (Pace(rate=42.4), 12, "pace 42/min, width 12"),
+        (Pace(limit=30, rate=42), None, "pace 30/min"),  # before the run's first usable answer
+        (Pace(rate=80, ceiling=20), 5, "pace 20/min, width 5"),  # Google's quota bounds it
+    ],
+)
+def test_the_pace_as_progress_shows_it(pace, width, line):
+    assert pacing.pace_line(pace, width) == line

@@ -155,6 +155,8 @@ def test_progress_line_reads_as_the_run_page_shows_it(total, line):
     ]
     text = progress_line(compute_progress(total, log, 0, 5))
     assert text.startswith(line) and text.endswith("$0.04 so far")
+    paced = progress_line(compute_progress(total, log, 0, 5), "pace 42/min, width 12")
+    assert paced == f"{text}; pace 42/min, width 12"
 
 
 def test_stopped_users_are_remaining_until_a_later_run_decides_them():

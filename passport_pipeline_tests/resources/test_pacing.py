@@ -225,3 +225,16 @@ def test_step_threads_sharing_a_new_store_at_once_all_get_an_answer(store_url) -
         thread.join(timeout=60)
     assert errors == [] and len(places) == 8 and all(places)
     store.dispose()
+
+
+def test_progress_reads_the_pace_and_the_run_s_width_without_changing_them(store_url) -> None:
+    store = PacingStore(store_url, Clock())
+    assert store.snapshot("run-3") == (None, None)  # nothing paced yet: progress says nothing
+    store.set_limit(42)
+    attempt, _ = store.try_start("run-3", None)
+    store.finish(attempt, "run-3", Outcome.USABLE, None)
+    pace, width = store.snapshot("run-3")
+    assert pacing.pace_line(pace, width) == f"pace 42/min, width {pacing.START_WIDTH + 1}"
+    assert store.snapshot("run-other") == (pace, None)  # another run's width is its own
+    assert store.report(None).pace == pace  # reading took nothing and moved nothing
+    store.dispose()
