@@ -44,10 +44,13 @@ browser:
 		fi; \
 	fi
 
+# Four workers on two cores: the end-to-end tests mostly wait on their peers (a daemon's tick, the
+# fake's latency, a subprocess starting). The 15 slowest tests are printed at the end.
+PYTEST_WORKERS ?= 4
 test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 # The tripwires of the Dagster internals we use (dagster_internals.py): run these first when the
 # dagster pins move; they say by name what an upgrade broke.

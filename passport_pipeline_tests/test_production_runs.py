@@ -209,7 +209,8 @@ def test_a_key_revoked_mid_run_halts_the_remaining_users(deployment, gemini):
 # title → what the server answers, and what the user's step must end as
 ANSWERS = {
     "Busy": ([503, 503, "ok"], "generated"),
-    "Slow down": ([Reply.rate_limited("1s"), "ok"], "generated"),
+    # A quota the month's 14 requests fit in: the pace it teaches must not stretch the month.
+    "Slow down": ([Reply.rate_limited("1s", quota_value=600), "ok"], "generated"),
     "Flaky": ([500, "ok"], "generated"),
     "Gateway": ([504, "ok"], "generated"),
     "Garbled": ([Reply.corrupt_image(), "ok"], "generated"),

@@ -19,11 +19,12 @@ Works around an upstream bug in dagster-postgres 0.29.27 (dagster 1.13.27; still
 ``SELECT … FOR UPDATE SKIP LOCKED`` and then claims it with ``UPDATE … WHERE id = ?`` in a second
 statement. PostgresEventLogStorage runs on an AUTOCOMMIT connection, so the row lock ends with
 the SELECT: two claimers can pick the same slot, and the second UPDATE, which has no
-``step_key IS NULL`` guard, overwrites the first. Both steps believe they hold a slot. Measured:
-12 processes claiming at once against a pool of 3 held up to 11 slots (10 trials of 10).
+``step_key IS NULL`` guard, overwrites the first. Both steps believe they hold a slot: 12
+processes claiming a pool of 3 at once get more than 3 (the figures: README, "Instance
+configuration", measured with ``python -m bench.pool_claims``).
 
 Here the slot is picked and claimed in one statement, guarded again by ``step_key IS NULL``,
-so a slot is claimed once or not at all (3 of 3, 10 trials of 10).
+so a slot is claimed once or not at all.
 
 The pool replaces the storage's engine after dagster-postgres built it, as dagster-postgres's
 own ``optimize_for_webserver`` does (``dagster_internals.replace_storage_engine``);

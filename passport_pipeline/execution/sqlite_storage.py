@@ -3,9 +3,9 @@
 Dagster's sqlite event log claims a slot of a pool as dagster-postgres does
 (``SqlEventLogStorage._claim_concurrency_slot``): a SELECT of a free slot, then an UPDATE of that
 slot with no ``step_key IS NULL`` guard. Two processes can select the same slot between the two
-statements and both be told they hold it; measured upstream, 12 processes claiming a pool of 3 got
-more than 3 in 10 trials of 10. ``make dev`` is where people try backfills first, so the embedded
-default must keep the pool too: here the claim is one guarded statement
+statements and both be told they hold it: 12 processes claiming a pool of 3 get more than 3 (the
+figures: README, "Instance configuration"). ``make dev`` is where people try backfills first, so
+the embedded default must keep the pool too: here the claim is one guarded statement
 (``instance_storage.claim_one_slot``), which sqlite runs under its database write lock.
 
 The checkout's ``dagster.yaml`` sets no storage (so the storage lives under ``DAGSTER_HOME``

@@ -48,7 +48,11 @@ def test_a_limit_set_from_the_shell_spaces_the_next_months_requests(deployment, 
     assert all(cover_urls(deployment.env["PASSPORT_DATABASE_URL"]).values())
     arrivals = sorted(record.start for record in gemini.records if record.endpoint == "generate")
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    assert len(arrivals) == 5 and min(gaps) >= 60 / 30 * 0.99  # never two within 2 s
+    # The pacer lets one request go every 2 s; unpaced, the 5 steps call at once. Arrivals at
+    # the fake carry the client's scheduling jitter (a loaded machine: tens of ms), so the
+    # spacing is checked at the fake with that margin, and the total span is the exact part.
+    assert len(arrivals) == 5 and min(gaps) >= 60 / 30 * 0.75
+    assert arrivals[-1] - arrivals[0] >= 4 * 60 / 30 * 0.95
 
     after = json.loads(quota(deployment, "--json").stdout)
     assert after["started_last_minute"] == 5 and after["in_flight"] == 0

@@ -30,8 +30,8 @@ def test_twelve_steps_claiming_a_pool_of_three_at_once_get_three_slots(instance_
         instance_url,
     )
     claimed = claim_race(storage, claimers=12, trials=8, limit=3)
-    # Never above the pool (stock dagster-postgres 0.29.27 hands out up to 11 here), and never
-    # below it either: twelve claimers keep every slot busy.
+    # Never above the pool (stock dagster-postgres 0.29.27 hands out more: README, "Instance
+    # configuration"), and never below it either: twelve claimers keep every slot busy.
     assert claimed == [3] * 8
 
 

@@ -137,9 +137,10 @@ class Reply:
         return cls("error", code, google_error(code, message, details))
 
     @classmethod
-    def rate_limited(cls, retry_delay: str | None = "1s") -> Reply:
-        """429 for a per-minute quota, with RetryInfo.retryDelay unless None."""
-        return cls.error(429, details=quota_details([PER_MINUTE], retry_delay))
+    def rate_limited(cls, retry_delay: str | None = "1s", quota_value: int = 10) -> Reply:
+        """429 for a per-minute quota of ``quota_value`` requests (which the client's pacing
+        learns), with RetryInfo.retryDelay unless None."""
+        return cls.error(429, details=quota_details([PER_MINUTE], retry_delay, [quota_value]))
 
     @classmethod
     def quota(cls, window: str, value: int, retry_s: float) -> Reply:
