@@ -13,6 +13,13 @@ from passport_pipeline_tests.support.postgres import database_url, fresh_postgre
 pytest_plugins = ["passport_pipeline_tests.support.fixtures"]
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """End-to-end tests (marked ``e2e``) first: they take most of the suite's time, mostly
+    waiting on their processes, and on xdist's workers the short tests then fill the gaps
+    instead of trailing behind the long ones. The order is the same on every worker."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'app.sqlite3'}"

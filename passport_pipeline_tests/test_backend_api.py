@@ -36,7 +36,7 @@ from passport_pipeline_tests.support.deployment import Deployment, free_port
 from passport_pipeline_tests.support.postgres import database_url, fresh_postgres_database
 
 # One webserver and daemon for the module (its fixture): all its tests on one xdist worker.
-pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("backend_api")]
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.xdist_group("backend_api")]
 
 RUN_TIMEOUT_S = 420  # a bound on a wait, not a speed check: the machine may be busy
 

@@ -17,7 +17,7 @@ from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
 from passport_pipeline_tests.support.waiting import sensor_ticks, wait_for
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 MONTH = "2026-10"
 USERS = [

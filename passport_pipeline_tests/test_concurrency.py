@@ -18,7 +18,7 @@ from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
 from passport_pipeline_tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 API_KEY = "AIzaTEST-concurrency-key-00000000"
 

@@ -23,7 +23,7 @@ from passport_pipeline_tests.support.fake_gemini import FakeGemini
 from passport_pipeline_tests.support.waiting import wait_for
 
 # The app database of every test here is on the PostgreSQL server.
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 API_KEY = "AIzaTEST-faults-key-000111222333444"
 USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 13)]
 

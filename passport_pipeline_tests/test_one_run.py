@@ -18,7 +18,7 @@ from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 API_KEY = "AIzaTEST-one-run-key-000111222333444"
 USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 11)]
 

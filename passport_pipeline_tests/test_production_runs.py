@@ -17,7 +17,7 @@ from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
 
 # The app database of every test here is on the PostgreSQL server.
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 API_KEY = "AIzaTEST-passport-key-0001112223334445"
 BLOCKED = {3, 8, 15}
 USERS = [

@@ -27,6 +27,8 @@ RUN_TIMEOUT_S = 240
 RUN_STATUSES = ("Success", "Failure", "Canceled")
 API_KEY = "AIzaTEST-ui-key-0001112223334445556"
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def demo(tmp_path):

@@ -16,6 +16,8 @@ from passport_pipeline_tests.support.fake_gemini import FakeGemini
 API_KEY = "AIzaTEST-quota-key-0000000000000"
 QUOTA = [sys.executable, "-m", "passport_pipeline.cli.quota"]
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def gemini():

@@ -14,7 +14,7 @@ from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
 
 # The app database of every test here is on the PostgreSQL server.
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 API_KEY = "AIzaTEST-garbage-key-000111222333"
 USERS = 100
 START_WIDTH = 4  # GEMINI_START_WIDTH's default

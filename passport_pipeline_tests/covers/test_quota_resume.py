@@ -28,7 +28,7 @@ from passport_pipeline_tests.support.fake_gemini import FakeGemini
 from passport_pipeline_tests.support.fake_quotas import Quotas
 from passport_pipeline_tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 API_KEY = "AIzaTEST-quota-days-key-000111222333"
 USERS = 6  # titles "Trip 1" … "Trip 6": no title holds another
 PER_DAY = 3

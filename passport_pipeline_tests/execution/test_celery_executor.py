@@ -26,7 +26,7 @@ from passport_pipeline_tests.support.deployment import BIN, REPO, Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
 from passport_pipeline_tests.support.rabbitmq import fresh_vhost
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 API_KEY = "AIzaTEST-celery-key-000111222333444"
 USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 13)]

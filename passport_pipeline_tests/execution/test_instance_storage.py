@@ -20,7 +20,7 @@ from passport_pipeline.execution.instance_storage import (
 from passport_pipeline_tests.support.claimers import Storage, claim_race
 from passport_pipeline_tests.support.deployment import REPO
 
-pytestmark = [pytest.mark.postgres, pytest.mark.internals]
+pytestmark = [pytest.mark.postgres, pytest.mark.internals, pytest.mark.e2e]
 
 
 def test_twelve_steps_claiming_a_pool_of_three_at_once_get_three_slots(instance_url):

@@ -19,7 +19,7 @@ from passport_pipeline_tests.support.deployment import BIN, Deployment, kill_wit
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
 from passport_pipeline_tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 API_KEY = "AIzaTEST-run-health-key-000000000"
 USERS = 6

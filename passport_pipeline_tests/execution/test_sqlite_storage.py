@@ -13,7 +13,7 @@ from passport_pipeline.instance import PassportInstance
 from passport_pipeline_tests.support.claimers import InstanceHomeStorage, claim_race
 from passport_pipeline_tests.support.deployment import REPO
 
-pytestmark = pytest.mark.internals
+pytestmark = [pytest.mark.internals, pytest.mark.e2e]
 
 
 def checkout_home(tmp_path) -> str:
