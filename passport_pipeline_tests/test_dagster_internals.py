@@ -121,14 +121,12 @@ def test_the_instance_class_still_fits_dagsters_hooks(tmp_path):
     # the method the step's log manager calls, and a yaml naming the class must still load.
     from dagster._core.log_manager import DagsterLogManager
 
-    from passport_pipeline.execution.instance import PassportInstance
+    from passport_pipeline.instance import PassportInstance
 
     assert "get_yaml_python_handlers" in inspect.getsource(DagsterInstance.get_handlers)
     assert "instance.get_handlers()" in inspect.getsource(DagsterLogManager.create)
     (tmp_path / "dagster.yaml").write_text(
-        "instance_class:\n"
-        "  module: passport_pipeline.execution.instance\n"
-        "  class: PassportInstance\n"
+        "instance_class:\n  module: passport_pipeline.instance\n  class: PassportInstance\n"
     )
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         assert type(instance) is PassportInstance

@@ -21,7 +21,7 @@ from dagster import (
     reconstructable,
 )
 
-from passport_pipeline.covers.names import JOB_NAME, PARTITION_TAG
+from passport_pipeline.covers.names import JOB_NAME, PARTITION_TAG, is_covers_run
 from passport_pipeline.covers.progress import PROGRESS_TAG
 from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 
@@ -37,6 +37,13 @@ def covers_job_definition() -> JobDefinition:
     from passport_pipeline.definitions import defs
 
     return defs.resolve_job_def(JOB_NAME)
+
+
+def asset_job_definition() -> JobDefinition:
+    """The job a month launched from the asset's page ran as (Dagster's ``__ASSET_JOB``)."""
+    from passport_pipeline.definitions import defs
+
+    return defs.resolve_implicit_global_asset_job_def()
 
 
 def reexecution_tags(parent_tags: dict[str, str], parent_run_id: str, root_run_id: str) -> dict:
@@ -66,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     if parent is None:
         print(f"no run {args.run_id} in the instance at {instance.root_directory}", file=sys.stderr)
         return 2
-    if parent.job_name != JOB_NAME:
-        print(f"run {args.run_id} is a run of {parent.job_name}, not {JOB_NAME}", file=sys.stderr)
+    if not is_covers_run(parent):
+        print(
+            f"run {args.run_id} is a run of {parent.job_name}, not of the covers", file=sys.stderr
+        )
         return 2
     if parent.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
         # Normally done when the run stopped; a run whose process was killed before the
@@ -82,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # What the UI's re-execution carries over: the parent's config and tags (its month).
     tags = reexecution_tags(parent.tags, parent.run_id, parent.root_run_id or parent.run_id)
+    job = covers_job_definition if parent.job_name == JOB_NAME else asset_job_definition
     with execute_job(
-        reconstructable(covers_job_definition),
+        reconstructable(job),
         instance=instance,
         run_config=parent.run_config,
         tags=tags,

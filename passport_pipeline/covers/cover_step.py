@@ -1,6 +1,5 @@
 """One user's step: draw (or reuse), check and store the cover, then link it to the passport."""
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,6 +20,7 @@ from passport_pipeline.domain.records import (
     GeneratedImage,
     UserTask,
 )
+from passport_pipeline.domain.run_state import own_state, own_state_tag
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import ImageModel, PermanentImageModelError
@@ -189,21 +189,18 @@ def _skipped(task: UserTask, reason: str) -> Output[CoverRecord]:
 
 
 def _halt_run(context: OpExecutionContext, reason: str) -> None:
-    # Run tags are shared by every step process of the run; re-executions copy tags, so the
-    # value names the run that halted.
-    value = json.dumps({"run_id": context.run_id, "reason": reason})
-    context.instance.add_run_tags(context.run_id, {HALT_TAG: value})
+    # Run tags are shared by every step of the run; a re-execution does not inherit the halt.
+    tag = own_state_tag(HALT_TAG, context.run_id, {"reason": reason})
+    context.instance.add_run_tags(context.run_id, tag)
 
 
 def _stop_if_halted(context: OpExecutionContext) -> None:
     run = context.instance.get_run_by_id(context.run_id)
-    raw = run.tags.get(HALT_TAG) if run else None
-    if raw:
-        halted = json.loads(raw)
-        if halted.get("run_id") == context.run_id:
-            # Nothing was tried for this user: progress counts them as remaining (a stop).
-            raise Failure(
-                f"not calling the image model: this run was halted: {halted['reason']}",
-                metadata={"halted": True},
-                allow_retries=False,
-            )
+    halted = own_state(run.tags, HALT_TAG, context.run_id) if run else None
+    if halted:
+        # Nothing was tried for this user: progress counts them as remaining (a stop).
+        raise Failure(
+            f"not calling the image model: this run was halted: {halted['reason']}",
+            metadata={"halted": True},
+            allow_retries=False,
+        )

@@ -29,9 +29,9 @@ from __future__ import annotations
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from passport_pipeline.covers.names import PARTITION_TAG, REFUSED_TAG, is_covers_run, is_refused
+from passport_pipeline.domain.month_runs import is_finished
 
-FINISHED_STATUSES = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-UNFINISHED_STATUSES = [status for status in DagsterRunStatus if status not in FINISHED_STATUSES]
+UNFINISHED_STATUSES = [status for status in DagsterRunStatus if not is_finished(status.value)]
 
 
 class MonthAlreadyRunning(Exception):

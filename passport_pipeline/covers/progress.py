@@ -35,7 +35,6 @@ from passport_pipeline.domain.progress import (
 )
 
 PROGRESS_TAG = "passport/progress"
-FINISHED = {"success", "failure", "canceled"}
 
 _KINDS = {
     DagsterEventType.STEP_START: StepEventKind.START,

@@ -1,6 +1,6 @@
 """The run executors: up to 50 cover steps at once, in threads of the run process (``threads``)
 or each in a forked process that starts warm (``multiprocess``); both with the run process's
-duties of ``_CoversExecutor``.
+duties of ``CoversExecutor``.
 
 A step process is cheap only if it imports nothing heavy itself. Dagster's forkserver start
 method forks every step from one server process, and ``preload_modules`` are imported into that
@@ -25,11 +25,9 @@ from dagster import (
     multiprocess_executor,
 )
 
-from passport_pipeline.covers.one_run import claim_month
-from passport_pipeline.covers.progress import publish_progress
-from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 from passport_pipeline.dagster_internals import STEP_WORKER_MODULES
 from passport_pipeline.execution.run_health import periodically, watched_run_process
+from passport_pipeline.execution.run_hooks import NO_HOOKS, RunHooks
 from passport_pipeline.execution.thread_executor import ThreadExecutor
 from passport_pipeline.settings import Settings
 
@@ -52,15 +50,16 @@ def step_preload_modules(resources: Mapping[str, ConfigurableResource]) -> list[
     return list(dict.fromkeys(modules))
 
 
-class _CoversExecutor(Executor):
-    """Dagster's executor, plus, in the run process: the run goes ahead only if it is its
-    month's oldest unfinished run (``one_run``); the run's process is recorded and pool
-    slots held by dead runs are reported while the run waits (``run_health``); and when the run
-    stops part-way, the users whose step never started are recorded as failed
-    (``unstarted_steps``), so that "Re-execute from failure" covers them."""
+class CoversExecutor(Executor):
+    """Dagster's executor, plus, in the run process: the run goes ahead only if its hooks let it
+    (``hooks.before_steps``: one run of a month at a time); the run's process is recorded and
+    pool slots held by dead runs are reported while the run waits (``run_health``); its progress
+    is kept on the run (``hooks.progress``); and when the run stops part-way, the users whose
+    step never started are recorded as failed (``hooks.after_stop``), so that "Re-execute from
+    failure" covers them."""
 
-    def __init__(self, inner: Executor):
-        self._inner = inner
+    def __init__(self, inner: Executor, hooks: RunHooks):
+        self._inner, self._hooks = inner, hooks
 
     @property
     def retries(self):
@@ -72,15 +71,16 @@ class _CoversExecutor(Executor):
 
     def execute(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:
         # One run of a month at a time: before any step (a re-execution runs no month_users).
-        claim_month(plan_context.instance, plan_context.run_id)
+        self._hooks.before_steps(plan_context.instance, plan_context.run_id)
         # The progress is published once more on the way out, after the stop is recorded.
-        with watched_run_process(plan_context), _publishing_progress(plan_context):
+        publishing = _publishing_progress(plan_context, self._hooks)
+        with watched_run_process(plan_context), publishing:
             try:
                 yield from self._inner.execute(plan_context, execution_plan)
             except BaseException:
                 # Ctrl-C, Terminate, or the executor itself failing: its steps have all ended.
                 try:
-                    record_unstarted_user_steps(plan_context.instance, plan_context.run_id)
+                    self._hooks.after_stop(plan_context.instance, plan_context.run_id)
                 except Exception as error:  # the stop itself must still reach Dagster
                     plan_context.log.warning(
                         f"could not record the users whose step never started ({error}); the "
@@ -90,15 +90,15 @@ class _CoversExecutor(Executor):
 
 
 @contextmanager
-def _publishing_progress(plan_context) -> Iterator[None]:
+def _publishing_progress(plan_context, hooks: RunHooks) -> Iterator[None]:
     """While the run executes, keep its progress on the run: the tag, and a line in the run's
     log whenever it changed (at most every PROGRESS_INTERVAL_S). The run page's header shows no
     custom tag; its event log is where an operator reads the run."""
     said = [""]
 
     def publish() -> None:
-        line = publish_progress(plan_context.instance, plan_context.run_id)
-        if line != said[0]:
+        line = hooks.progress(plan_context.instance, plan_context.run_id)
+        if line is not None and line != said[0]:
             said[0] = line
             plan_context.log.info(f"progress: {line}")
 
@@ -117,14 +117,20 @@ def _publishing_progress(plan_context) -> Iterator[None]:
         publish_quietly()  # once more on the way out, a stop included: the last word
 
 
-@executor(
-    name="covers_multiprocess",
-    config_schema=multiprocess_executor.config_schema,
-    requirements=multiple_process_executor_requirements(),
-)
-def covers_multiprocess_executor(init_context) -> Executor:
-    """Each step in its own process (Dagster's multiprocess executor); see ``_CoversExecutor``."""
-    return _CoversExecutor(multiprocess_executor.executor_creation_fn(init_context))
+def multiprocess_executor_def(hooks: RunHooks = NO_HOOKS) -> ExecutorDefinition:
+    """Each step in its own process (Dagster's multiprocess executor); see ``CoversExecutor``."""
+
+    @executor(
+        name="covers_multiprocess",
+        config_schema=multiprocess_executor.config_schema,
+        requirements=multiple_process_executor_requirements(),
+    )
+    def covers_multiprocess_executor(init_context) -> Executor:
+        """Each step in its own process (Dagster's multiprocess executor), with the covers'
+        duties in the run process."""
+        return CoversExecutor(multiprocess_executor.executor_creation_fn(init_context), hooks)
+
+    return covers_multiprocess_executor
 
 
 # The multiprocess executor's settings that mean the same in threads (start_method does not).
@@ -135,35 +141,39 @@ _THREAD_CONFIG = {
 }
 
 
-@executor(name="covers_threads", config_schema=_THREAD_CONFIG)
-def covers_thread_executor(init_context) -> Executor:
-    """Each step in a thread of the run process (``thread_executor``); see ``_CoversExecutor``."""
-    config = init_context.executor_config
-    # Dagster's own reading of `retries` and `step_dependency_config` (its in-process executor's).
-    in_process = in_process_executor.executor_creation_fn(init_context)
-    return _CoversExecutor(
-        ThreadExecutor(
+def thread_executor_def(hooks: RunHooks = NO_HOOKS) -> ExecutorDefinition:
+    """Each step in a thread of the run process (``thread_executor``); see ``CoversExecutor``."""
+
+    @executor(name="covers_threads", config_schema=_THREAD_CONFIG)
+    def covers_thread_executor(init_context) -> Executor:
+        """Each step in a thread of the run process, with the covers' duties around them."""
+        config = init_context.executor_config
+        # Dagster's own reading of `retries` and `step_dependency_config` (its in-process one's).
+        in_process = in_process_executor.executor_creation_fn(init_context)
+        thread_executor = ThreadExecutor(
             retries=in_process.retries,
             step_dependency_config=in_process.step_dependency_config,
             max_concurrent=config.get("max_concurrent") or 50,
             tag_limits=config.get("tag_concurrency_limits"),
         )
-    )
+        return CoversExecutor(thread_executor, hooks)
+
+    return covers_thread_executor
 
 
 def covers_executor(
-    settings: Settings, resources: Mapping[str, ConfigurableResource]
+    settings: Settings, resources: Mapping[str, ConfigurableResource], hooks: RunHooks
 ) -> ExecutorDefinition:
     """The executor ``PASSPORT_EXECUTOR`` names, ``PASSPORT_MAX_CONCURRENT_STEPS`` steps at once
-    in a run."""
+    in a run, with the covers' ``hooks`` in its run process."""
     if settings.executor == "celery":  # imported only where celery is chosen
         from passport_pipeline.execution.celery_executor import covers_celery
 
-        return covers_celery(settings)
+        return covers_celery(settings, hooks)
     max_concurrent = settings.max_concurrent_steps
     if settings.executor == "threads":
-        return covers_thread_executor.configured({"max_concurrent": max_concurrent})
-    return covers_multiprocess_executor.configured(
+        return thread_executor_def(hooks).configured({"max_concurrent": max_concurrent})
+    return multiprocess_executor_def(hooks).configured(
         {
             "max_concurrent": max_concurrent,
             "start_method": {"forkserver": {"preload_modules": step_preload_modules(resources)}},

@@ -9,8 +9,8 @@ default must keep the pool too: here the claim is one guarded statement
 (``instance_storage.claim_one_slot``), which sqlite runs under its database write lock.
 
 The checkout's ``dagster.yaml`` sets no storage (so the storage lives under ``DAGSTER_HOME``
-wherever that is); the instance class (``execution/instance.py``) makes this class the default
-instead of ``DagsterSqliteStorage``.
+wherever that is); the instance class (``passport_pipeline/instance.py``) makes this class the
+default instead of ``DagsterSqliteStorage``.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import shutil
 
 from dagster import DagsterInstance
 
-from passport_pipeline.execution.instance import PassportInstance
 from passport_pipeline.execution.sqlite_storage import AtomicClaimSqliteEventLogStorage
+from passport_pipeline.instance import PassportInstance
 from passport_pipeline_tests.support.claimers import InstanceHomeStorage, claim_race
 from passport_pipeline_tests.support.deployment import REPO
 

@@ -28,7 +28,7 @@ from dagster import (
     reconstructable,
 )
 
-from passport_pipeline.execution.executor import covers_thread_executor
+from passport_pipeline.execution.executor import thread_executor_def
 
 # The instance's python_logs handler config is a Dagster beta feature; it warns when read.
 pytestmark = pytest.mark.filterwarnings("ignore:Handling yaml-defined logging configuration")
@@ -81,13 +81,13 @@ def gather(results: list[dict]) -> list[dict]:
     return results
 
 
-@job(executor_def=covers_thread_executor)
+@job(executor_def=thread_executor_def())
 def fanout_job():
     results = fan_out().map(meet).collect()
     gather(results)
 
 
-@job(executor_def=covers_thread_executor)
+@job(executor_def=thread_executor_def())
 def flaky_job():
     flaky()
 
