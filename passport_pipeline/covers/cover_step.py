@@ -7,6 +7,7 @@ from dagster import DagsterExecutionInterruptedError, Failure, OpExecutionContex
 
 from passport_pipeline.covers.batch import batch_image
 from passport_pipeline.covers.breaker import record_unusable_and_check
+from passport_pipeline.covers.cover_need import Need, cover_need
 from passport_pipeline.covers.names import GEMINI_POOL, HALT_TAG
 from passport_pipeline.domain.breaker import HALT_AFTER_UNUSABLE, halt_reason
 from passport_pipeline.domain.images import inspect_image
@@ -49,14 +50,14 @@ def generate_cover(
     with _ends_as_canceled(task):
         month = Month.parse(task.month)
         _stop_if_halted(context)
-        passport = app_db.latest_passport(task.user_id)
-        if passport is None:
-            return _skipped(task, "user has no passport")
-        visits = app_db.month_visits(task.user_id, month)
-        if not visits:
-            return _skipped(task, f"no visits in {month}")
-        stem = cover_keys.stem(task.user_id, month)
-        if not task.force and (existing := image_store.find(stem)) is not None:
+        need = cover_need(
+            task.user_id, month, task.force, app_db, image_store, cover_keys, pending_covers
+        )
+        if need.need is Need.SKIP:
+            return _skipped(task, need.reason)
+        passport, visits, stem = need.passport, list(need.visits), need.stem
+        if need.need is Need.REUSE:
+            existing = need.stored
             linked = app_db.link_cover(passport.id, existing.url, month)
             record = CoverRecord(
                 task.user_id, month.key, CoverStatus.REUSED, passport.id, existing.key, existing.url
@@ -64,7 +65,7 @@ def generate_cover(
             metadata = {"key": existing.key, "linked": linked, "model_calls": 0}
             metadata.update(image_store.cover_metadata(existing.url))
             return Output(record, metadata={"status": record.status.value, **metadata})
-        image = pending_covers.find(stem)
+        image = need.kept
         kept = image is not None
         if image is None:
             request = CoverRequest(
