@@ -29,7 +29,7 @@ from __future__ import annotations
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from passport_pipeline.covers.names import PARTITION_TAG, REFUSED_TAG, is_covers_run, is_refused
-from passport_pipeline.domain.month_runs import is_finished
+from passport_pipeline.domain.month_runs import NOT_BEGUN, is_finished
 
 UNFINISHED_STATUSES = [status for status in DagsterRunStatus if not is_finished(status.value)]
 
@@ -42,11 +42,25 @@ class MonthAlreadyRunning(Exception):
         super().__init__(
             f"refused: run {ahead.run_id} of {month} was launched before this run and is "
             f"{ahead.status.value}; one run of a month at a time, so this run stopped before any "
-            f"step and paid for nothing. Follow run {ahead.run_id}; when it has ended, launch "
-            f"or re-execute the month again if users are left (stored covers are reused). If its "
-            f"process is gone, `python -m passport_pipeline.cli.release {ahead.run_id}` marks it "
-            f"failed."
+            f"step and paid for nothing. {_how_to_clear(ahead)}"
         )
+
+
+def _how_to_clear(ahead: DagsterRun) -> str:
+    release = f"python -m passport_pipeline.cli.release {ahead.run_id}"
+    if ahead.status.value in NOT_BEGUN:
+        # A run no daemon dequeues (none running, or its queue is paused), or one whose creating
+        # process died before it started, holds its month until someone clears it.
+        return (
+            f"Run {ahead.run_id} has not started: if no dagster-daemon will start it (or the "
+            f"process that created it is gone), clear it with Terminate on its run page or "
+            f"`{release}` (marks it canceled), then launch again."
+        )
+    return (
+        f"Follow run {ahead.run_id}; when it has ended, launch or re-execute the month again if "
+        f"users are left (stored covers are reused). If its process is gone, `{release}` marks "
+        f"it failed."
+    )
 
 
 def month_runs_in_progress(instance: DagsterInstance, month: str) -> list[DagsterRun]:
