@@ -158,7 +158,7 @@ def test_a_bad_month_is_refused_by_name_before_any_work(deployment, gemini, mont
 
 
 def test_a_bad_key_stops_the_run_before_any_paid_call(deployment, gemini):
-    deployment.env["GEMINI_GEMINI_TEST_KEY"] = "AIzaWRONG-key-99999999999"
+    deployment.env["GEMINI_API_KEY"] = "AIzaWRONG-key-99999999999"
     completed = deployment.execute_month("2026-10")
     assert completed.returncode != 0
     assert "Gemini rejected the API key" in completed.stdout + completed.stderr
@@ -181,7 +181,7 @@ def test_a_key_revoked_mid_run_halts_the_remaining_users(deployment, gemini):
                 [
                     {
                         "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                        "reason": "GEMINI_TEST_KEY_INVALID",
+                        "reason": "API_KEY_INVALID",
                         "domain": "googleapis.com",
                     }
                 ],
@@ -201,7 +201,7 @@ def test_a_key_revoked_mid_run_halts_the_remaining_users(deployment, gemini):
         ]
     halted = sum("this run was halted" in m for m in messages)
     assert halted >= 18
-    assert all("GEMINI_TEST_KEY_INVALID" in m for m in messages)
+    assert all("API_KEY_INVALID" in m for m in messages)
     # Users never tried after the halt are remaining, not failed: the month is not 100 % done.
     progress = deployment.progress("2026-10")
     assert (progress["failed"], progress["remaining"]) == (len(COVER_STEPS) - halted, halted)

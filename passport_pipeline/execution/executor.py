@@ -17,6 +17,9 @@ from contextlib import contextmanager
 from dagster import (
     ConfigurableResource,
     DagsterEvent,
+    DagsterEventType,
+    DagsterExecutionInterruptedError,
+    DagsterRunStatus,
     Executor,
     ExecutorDefinition,
     executor,
@@ -74,10 +77,14 @@ class CoversExecutor(Executor):
         self._hooks.before_steps(plan_context.instance, plan_context.run_id)
         # The progress is published once more on the way out, after the stop is recorded.
         publishing = _publishing_progress(plan_context, self._hooks)
+        failed: set[str] = set()
         with watched_run_process(plan_context), publishing:
             try:
-                yield from self._inner.execute(plan_context, execution_plan)
-            except BaseException:
+                for event in self._inner.execute(plan_context, execution_plan):
+                    if event.is_step_failure:
+                        failed.add(event.step_key)
+                    yield event
+            except BaseException as stop:
                 # Ctrl-C, Terminate, or the executor itself failing: its steps have all ended.
                 try:
                     self._hooks.after_stop(plan_context.instance, plan_context.run_id)
@@ -86,7 +93,41 @@ class CoversExecutor(Executor):
                         f"could not record the users whose step never started ({error}); the "
                         "failed-month sensor and `python -m passport_pipeline.cli.reexecute` will"
                     )
-                raise
+                if not _terminated_by_operator(plan_context, stop):
+                    raise
+                # An operator's Terminate is an outcome, not an error: hand Dagster the run's
+                # failed steps (the never-started ones were just stored) and end without the
+                # interrupt, so the run ends CANCELED naming its failed steps, with no stack trace
+                # of our own stop. With no failed step at all, Dagster would call the run a
+                # success: then the interrupt goes up as it came.
+                unseen = _stored_step_failures(plan_context, exclude=failed)
+                if not failed and not unseen:
+                    raise
+                yield from unseen
+                plan_context.log.info(
+                    "run terminated by an operator; re-execute it from failure to finish its users"
+                )
+
+
+def _terminated_by_operator(plan_context, stop: BaseException) -> bool:
+    """The run was interrupted because someone asked it to stop (Terminate: it is CANCELING)."""
+    if not isinstance(stop, DagsterExecutionInterruptedError | KeyboardInterrupt):
+        return False
+    run = plan_context.instance.get_run_by_id(plan_context.run_id)
+    return run is not None and run.status is DagsterRunStatus.CANCELING
+
+
+def _stored_step_failures(plan_context, exclude: set[str]) -> list[DagsterEvent]:
+    """The run's step failures already in its event log, but for the steps in ``exclude``."""
+    entries = plan_context.instance.all_logs(
+        plan_context.run_id, of_type=DagsterEventType.STEP_FAILURE
+    )
+    found: dict[str, DagsterEvent] = {}
+    for entry in entries:
+        event = entry.dagster_event
+        if event is not None and event.step_key not in exclude:
+            found.setdefault(event.step_key, event)
+    return list(found.values())
 
 
 @contextmanager
