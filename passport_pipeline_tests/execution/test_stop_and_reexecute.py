@@ -1,6 +1,11 @@
-"""An operator's Terminate mid-month, in process on the default (threads) executor: the run ends
-CANCELED naming its failed steps without a stack trace of the stop, and Re-execute → From failure
-finishes the month with every user paid once (counted at the Gemini fake)."""
+"""A month stopped mid-way, in process on the default (threads) executor, then finished by
+Re-execute → From failure with every user paid once (counted at the Gemini fake):
+
+- an operator's Terminate: the run ends CANCELED naming its failed steps, without a stack trace;
+- an interrupt nobody asked for (a daemon or code server restarted under its run worker, which
+  signals it): the run ends FAILURE, and the re-execution is what a backfill's retry (the run
+  retry daemon's FROM_FAILURE strategy) or the UI's button makes of it.
+"""
 
 from __future__ import annotations
 
@@ -54,20 +59,26 @@ def gemini() -> Iterator[FakeGemini]:
     yield from gemini_fake(latency_s=0.5)
 
 
-def terminate_while_drawing(instance: DagsterInstance, gemini: FakeGemini, title: str) -> None:
-    """What the UI's Terminate does to a run in this process, once ``title`` is being drawn:
-    the run is marked CANCELING and the process interrupted."""
+def stop_while_drawing(
+    instance: DagsterInstance, gemini: FakeGemini, title: str, terminate: bool
+) -> None:
+    """Once ``title`` is being drawn, interrupt this process, as the run worker's signal does;
+    for the UI's Terminate, first mark the run CANCELING."""
     deadline = time.monotonic() + 60
     while gemini.in_flight_since(title) is None:
         assert time.monotonic() < deadline, f"{title} was never drawn"
         time.sleep(0.02)
     [run] = instance.get_runs(limit=1)
-    instance.report_run_canceling(run)
+    if terminate:
+        instance.report_run_canceling(run)
     os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_a_terminated_month_ends_canceled_without_a_trace_and_from_failure_pays_each_once(
-    tmp_path, sqlite_url, gemini, instance
+@pytest.mark.parametrize(
+    ("terminate", "ends"), [(True, DagsterRunStatus.CANCELED), (False, DagsterRunStatus.FAILURE)]
+)
+def test_a_stopped_month_is_finished_from_failure_paying_each_user_once(
+    tmp_path, sqlite_url, gemini, instance, terminate, ends
 ):
     write_dataset(sqlite_url, USERS)
     job = build_reconstructable_job(
@@ -75,18 +86,20 @@ def test_a_terminated_month_ends_canceled_without_a_trace_and_from_failure_pays_
         one_at_a_time_job.__name__,
         reconstructable_args=(sqlite_url, str(tmp_path / "store"), gemini.base_url),
     )
-    stopper = threading.Thread(target=terminate_while_drawing, args=(instance, gemini, "Trip 002"))
+    stopper = threading.Thread(
+        target=stop_while_drawing, args=(instance, gemini, "Trip 002", terminate)
+    )
     stopper.start()
     with execute_job(job, instance=instance, tags=MONTH, raise_on_error=False) as parent:
         pass
     stopper.join()
 
-    run = instance.get_run_by_id(parent.run_id)
-    assert run.status is DagsterRunStatus.CANCELED
-    [canceled] = instance.all_logs(parent.run_id, of_type=DagsterEventType.RUN_CANCELED)
-    assert canceled.dagster_event.event_specific_data.error is None  # no stack trace
-    assert "Run was canceled. Failed steps:" in canceled.dagster_event.message
-    assert "generate_cover[user_4]" in canceled.dagster_event.message  # never started
+    assert instance.get_run_by_id(parent.run_id).status is ends
+    if terminate:
+        [canceled] = instance.all_logs(parent.run_id, of_type=DagsterEventType.RUN_CANCELED)
+        assert canceled.dagster_event.event_specific_data.error is None  # no stack trace
+        assert "Run was canceled. Failed steps:" in canceled.dagster_event.message
+        assert "generate_cover[user_4]" in canceled.dagster_event.message  # never started
     # The call in flight finished and its cover was stored; the last user never started.
     covered = {user for user, url in cover_urls(sqlite_url).items() if url}
     assert {1, 2} <= covered and 4 not in covered
