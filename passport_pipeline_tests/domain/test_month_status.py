@@ -139,3 +139,18 @@ def test_a_step_that_failed_without_starting_is_remaining_and_refused_runs_are_l
     assert progress.run_ids == ["a"]
     assert progress.status == "CANCELED"
     assert (progress.completed, progress.failed, progress.remaining) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("job_name", "selection", "covers"),
+    [
+        ("monthly_passport_covers", None, True),
+        ("__ASSET_JOB", ["passport_covers"], True),  # launched from the asset's page
+        ("__ASSET_JOB", ["another_asset"], False),
+    ],
+)
+def test_the_backend_keeps_every_run_of_the_covers_whatever_launched_it(
+    job_name, selection, covers
+):
+    view = RunView("a", "a", "SUCCESS", 0.0, 1.0, 2.0, {}, [], job_name, selection)
+    assert view.runs_the_covers is covers
