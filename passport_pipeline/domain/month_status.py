@@ -7,7 +7,12 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from passport_pipeline.domain.month_runs import FINISHED, is_refused, runs_the_covers
-from passport_pipeline.domain.progress import StepEvent, StepEventKind, compute_progress
+from passport_pipeline.domain.progress import (
+    StepEvent,
+    StepEventKind,
+    compute_progress,
+    failure_kind,
+)
 
 TOTAL_TAG = "passport/total"
 UNKNOWN_USERS_TAG = "passport/unknown_user_ids"  # the first TAGGED_IDS of them, as JSON
@@ -95,10 +100,8 @@ def _events(group: list[RunView]) -> list[StepEvent]:
             if stat.status == "SUCCESS":
                 events.append(StepEvent(stat.user, StepEventKind.SUCCESS, end))
             elif stat.status == "FAILURE":
-                # A step that failed without ever starting was stopped before it ran (the run
-                # was stopped): the user is remaining, not done.
-                stopped = stat.start_time is None
-                kind = StepEventKind.STOPPED if stopped else StepEventKind.FAILURE
+                # Step stats carry no error: a step that never started is the stop they show.
+                kind = failure_kind(started=stat.start_time is not None)
                 events.append(StepEvent(stat.user, kind, end))
     return events
 
