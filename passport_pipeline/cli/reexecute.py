@@ -39,13 +39,6 @@ def covers_job_definition() -> JobDefinition:
     return defs.resolve_job_def(JOB_NAME)
 
 
-def asset_job_definition() -> JobDefinition:
-    """The job a month launched from the asset's page ran as (Dagster's ``__ASSET_JOB``)."""
-    from passport_pipeline.definitions import defs
-
-    return defs.resolve_implicit_global_asset_job_def()
-
-
 def reexecution_tags(parent_tags: dict[str, str], parent_run_id: str, root_run_id: str) -> dict:
     """The parent's own tags and its month; Dagster's bookkeeping tags (backfill, retry
     number, failure reason, …) stay with the parent, and so does its progress line (the
@@ -91,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # What the UI's re-execution carries over: the parent's config and tags (its month).
     tags = reexecution_tags(parent.tags, parent.run_id, parent.root_run_id or parent.run_id)
-    job = covers_job_definition if parent.job_name == JOB_NAME else asset_job_definition
+    # A run from the asset's page (``__ASSET_JOB``) is re-executed as the job: the same asset,
+    # the same steps (a reserved name like ``__ASSET_JOB`` cannot be rebuilt on its own).
     with execute_job(
-        reconstructable(job),
+        reconstructable(covers_job_definition),
         instance=instance,
         run_config=parent.run_config,
         tags=tags,
