@@ -19,17 +19,17 @@ Two layers, because runs reach the instance by two roads:
 Why not a lock row: Dagster's instance offers no public lock, a lock held by a killed process
 must be freed by someone, and the run records already say which runs are alive (a killed run
 is marked failed by the dead-run sensor or Dagster's code server, which releases the month).
-A run refused here is tagged ``passport/refused`` (``<its id> deferred to <the older run>``), so
-the month's views, sensors and alerts leave it out; the tag names the run's own id because a
-re-execution copies its parent's tags.
+A run refused here is tagged ``passport/refused`` (``month_runs.refused_tag``: the older run,
+keyed by the refused run's own id because a re-execution copies its parent's tags), so the
+month's views, sensors and alerts leave it out.
 """
 
 from __future__ import annotations
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
-from passport_pipeline.covers.names import PARTITION_TAG, REFUSED_TAG, is_covers_run, is_refused
-from passport_pipeline.domain.month_runs import NOT_BEGUN, is_finished
+from passport_pipeline.covers.names import PARTITION_TAG, is_covers_run, is_refused
+from passport_pipeline.domain.month_runs import NOT_BEGUN, is_finished, refused_tag
 
 UNFINISHED_STATUSES = [status for status in DagsterRunStatus if not is_finished(status.value)]
 
@@ -97,5 +97,5 @@ def claim_month(instance: DagsterInstance, run_id: str) -> None:
     ahead = run_ahead(instance, run)
     if ahead is None:
         return
-    instance.add_run_tags(run_id, {REFUSED_TAG: f"{run_id} deferred to {ahead.run_id}"})
+    instance.add_run_tags(run_id, refused_tag(run_id, ahead.run_id))
     raise MonthAlreadyRunning(run.tags[PARTITION_TAG], run_id, ahead)

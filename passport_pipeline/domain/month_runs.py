@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from passport_pipeline.domain.run_state import own_state, own_state_tag
+
 COVERS_ASSET = "passport_covers"
 JOB_NAME = "monthly_passport_covers"
 PARTITION_TAG = "dagster/partition"
-# "<run id> deferred to <older run id>": a run that stood aside for an older run of its month
-# before any step (covers/one_run.py); it did nothing and is none of the month's business.
+# Set on a run that stood aside for an older run of its month before any step
+# (covers/one_run.py): it did nothing and is none of the month's business. Its value is the
+# run's own state (``run_state``: ``{"deferred_to": <older run id>, "run_id": <its id>}``).
 REFUSED_TAG = "passport/refused"
 
 # Dagster's run statuses (``DagsterRunStatus`` values, GraphQL's ``RunStatus``) of a run that is
@@ -30,10 +33,15 @@ def is_finished(status: str) -> bool:
     return status.upper() in FINISHED
 
 
+def refused_tag(run_id: str, ahead_run_id: str) -> dict[str, str]:
+    """The tag that marks ``run_id`` as standing aside for ``ahead_run_id``."""
+    return own_state_tag(REFUSED_TAG, run_id, {"deferred_to": ahead_run_id})
+
+
 def is_refused(run_id: str, tags: Mapping[str, str]) -> bool:
-    """A run that stood aside for an older run of its month (the tag names the run's own id:
-    a re-execution copies its parent's tags)."""
-    return tags.get(REFUSED_TAG, "").startswith(f"{run_id} ")
+    """A run that stood aside for an older run of its month (its own refusal: a re-execution
+    copies its parent's tags, and with them the parent's refusal, which is not its own)."""
+    return own_state(tags, REFUSED_TAG, run_id) is not None
 
 
 def runs_the_covers(job_name: str | None, asset_selection: Iterable[str] | None) -> bool:

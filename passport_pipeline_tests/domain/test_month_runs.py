@@ -6,9 +6,9 @@ import pytest
 
 from passport_pipeline.domain.month_runs import (
     FINISHED,
-    REFUSED_TAG,
     is_finished,
     is_month_run,
+    refused_tag,
     runs_the_covers,
 )
 from passport_pipeline.domain.run_state import own_state, own_state_tag
@@ -31,7 +31,7 @@ def test_a_run_of_the_covers_is_known_from_any_entry_point(job_name, selection, 
 
 
 def test_a_refused_run_is_not_the_months_but_its_re_execution_is():
-    refused = {REFUSED_TAG: "r1 deferred to r0"}
+    refused = refused_tag("r1", "r0")
     assert not is_month_run("r1", "__ASSET_JOB", ["passport_covers"], refused)
     # A re-execution copies the parent's tags; the refusal names the parent, not it.
     assert is_month_run("r2", "__ASSET_JOB", ["passport_covers"], refused)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from passport_pipeline.domain.month_runs import refused_tag
 from passport_pipeline.domain.month_status import RunView, StepStat, fold_month, run_group
 
 NOW = 10_000.0
@@ -132,9 +133,7 @@ def test_a_step_that_failed_without_starting_is_remaining_and_refused_runs_are_l
         stat(3, "FAILURE", 103, 111),
     ]
     stopped = run("a", status="CANCELED", end=112, tags=TOTAL_3, steps=steps)
-    refused = run(
-        "b", root="a", status="FAILURE", created=5, tags={"passport/refused": "b deferred to x"}
-    )
+    refused = run("b", root="a", status="FAILURE", created=5, tags=refused_tag("b", "x"))
     progress = fold_month("2026-10", run_group([stopped, refused]), None, NOW)
     assert progress.run_ids == ["a"]
     assert progress.status == "CANCELED"
