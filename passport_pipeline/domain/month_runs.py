@@ -41,7 +41,9 @@ def refused_tag(run_id: str, ahead_run_id: str) -> dict[str, str]:
 def is_refused(run_id: str, tags: Mapping[str, str]) -> bool:
     """A run that stood aside for an older run of its month (its own refusal: a re-execution
     copies its parent's tags, and with them the parent's refusal, which is not its own)."""
-    return own_state(tags, REFUSED_TAG, run_id) is not None
+    # Runs refused before the tag became run state read "<run id> deferred to <older run id>".
+    legacy = tags.get(REFUSED_TAG, "").startswith(f"{run_id} deferred to ")
+    return legacy or own_state(tags, REFUSED_TAG, run_id) is not None
 
 
 def runs_the_covers(job_name: str | None, asset_selection: Iterable[str] | None) -> bool:

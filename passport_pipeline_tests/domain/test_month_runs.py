@@ -6,6 +6,7 @@ import pytest
 
 from passport_pipeline.domain.month_runs import (
     FINISHED,
+    REFUSED_TAG,
     is_finished,
     is_month_run,
     refused_tag,
@@ -30,8 +31,11 @@ def test_a_run_of_the_covers_is_known_from_any_entry_point(job_name, selection, 
     assert runs_the_covers(job_name, selection) is covers
 
 
-def test_a_refused_run_is_not_the_months_but_its_re_execution_is():
-    refused = refused_tag("r1", "r0")
+@pytest.mark.parametrize(
+    "refused",
+    [refused_tag("r1", "r0"), {REFUSED_TAG: "r1 deferred to r0"}],  # and as tagged before
+)
+def test_a_refused_run_is_not_the_months_but_its_re_execution_is(refused):
     assert not is_month_run("r1", "__ASSET_JOB", ["passport_covers"], refused)
     # A re-execution copies the parent's tags; the refusal names the parent, not it.
     assert is_month_run("r2", "__ASSET_JOB", ["passport_covers"], refused)
