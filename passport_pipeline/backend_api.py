@@ -28,8 +28,8 @@ from gql.transport.requests import RequestsHTTPTransport
 
 from passport_pipeline.covers.events import PARTIAL_RUN_STATUS
 from passport_pipeline.covers.names import COVERS_ASSET, JOB_NAME, PARTITION_TAG, user_of_step
+from passport_pipeline.domain.month_runs import is_finished, is_refused
 from passport_pipeline.domain.month_status import (
-    FINISHED,
     MonthProgress,
     RunView,
     StepStat,
@@ -38,7 +38,9 @@ from passport_pipeline.domain.month_status import (
 )
 
 # Everything progress needs, in one request: the month's runs (each with its tags and step
-# stats), whether the month is a partition at all, and the month's recorded summary.
+# stats), whether the month is a partition at all, and the month's recorded summary. Every run
+# of the partition is fetched and kept by ``month_runs.runs_the_covers``, as everywhere else:
+# a month launched from the asset's page runs as ``__ASSET_JOB``, not as the job.
 MONTH_QUERY = """
 fragment SummaryEntry on MetadataEntry {
   label
@@ -49,14 +51,12 @@ fragment SummaryEntry on MetadataEntry {
 }
 
 query PassportMonth($month: String!) {
-  runsOrError(filter: {
-    pipelineName: "monthly_passport_covers"
-    tags: [{key: "dagster/partition", value: $month}]
-  }) {
+  runsOrError(filter: {tags: [{key: "dagster/partition", value: $month}]}) {
     __typename
     ... on Runs {
       results {
-        runId rootRunId status creationTime startTime endTime
+        runId rootRunId status creationTime startTime endTime jobName
+        assetSelection { path }
         tags { key value }
         stepStats { stepKey status startTime endTime }
       }
@@ -188,7 +188,11 @@ class PassportBackend:
             raise UnknownMonth(_unknown_month(month, partition_keys))
         # Check then launch is not atomic: two callers at once both get a run. The instance's
         # queue still runs them one after another, and the second reuses the first's covers.
-        active = [run for run in runs if run.status not in FINISHED]
+        active = [
+            run
+            for run in runs
+            if not is_finished(run.status) and not is_refused(run.run_id, run.tags)
+        ]
         if active:
             latest = max(active, key=lambda run: run.creation_time)
             raise MonthAlreadyRunning(month, latest.run_id, latest.status)
@@ -222,7 +226,8 @@ class PassportBackend:
         runs_answer, node = data["runsOrError"], data["assetNodeOrError"]
         if runs_answer["__typename"] != "Runs" or node["__typename"] != "AssetNode":
             raise BackendError(f"unexpected answer: {runs_answer} {node['__typename']}")
-        runs = [_run_view(run) for run in runs_answer["results"]]
+        views = (_run_view(run) for run in runs_answer["results"])
+        runs = [run for run in views if run.runs_the_covers]
         summaries = [_summary(one) for one in node["assetMaterializations"]]
         for observation in node["assetObservations"]:
             values = _summary(observation)
@@ -240,6 +245,8 @@ def _run_view(run: dict) -> RunView:
         start_time=run["startTime"],
         end_time=run["endTime"],
         tags={tag["key"]: tag["value"] for tag in run["tags"]},
+        job_name=run["jobName"],
+        asset_selection=["/".join(key["path"]) for key in run["assetSelection"] or ()],
         step_stats=[
             StepStat(user, stat["status"], stat["startTime"], stat["endTime"])
             for stat in run["stepStats"]

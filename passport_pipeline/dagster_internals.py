@@ -33,7 +33,7 @@ from dagster._core.execution.plan.objects import ErrorSource, StepFailureData
 
 # A custom ``instance_class`` (dagster.yaml) must answer ``config_defaults(base_dir)`` when Dagster
 # builds an InstanceRef (``InstanceRef.from_dir``); DagsterInstance has none of its own, and
-# InstanceRef's is the default every stock instance gets (instance.py).
+# InstanceRef's is the default every stock instance gets (passport_pipeline/instance.py).
 from dagster._core.instance.ref import InstanceRef as InstanceRef
 
 # A step's log handler, whose ``filter`` we narrow to the step's own thread (below).

@@ -10,15 +10,18 @@ from dagster import Definitions, EnvVar
 
 from passport_pipeline.covers.alerts import alert_resources_for, month_alert_sensors
 from passport_pipeline.covers.asset import build_covers_asset, covers_job
+from passport_pipeline.covers.one_run import claim_month
 from passport_pipeline.covers.overdue import overdue_month_sensor
 from passport_pipeline.covers.partitions import monthly_partitions
 from passport_pipeline.covers.policies import cover_retry_policy
+from passport_pipeline.covers.progress import publish_progress
 from passport_pipeline.covers.quota_resume import quota_resume_sensor
-from passport_pipeline.covers.run_duties import MonthRunDuties
 from passport_pipeline.covers.schedule import monthly_covers_schedule
 from passport_pipeline.covers.stopped import stopped_month_sensors
+from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 from passport_pipeline.execution.executor import covers_executor
 from passport_pipeline.execution.run_health import dead_runs_sensor
+from passport_pipeline.execution.run_hooks import RunHooks
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import AspectRatio, ImageModel, LocalImageModel
@@ -98,6 +101,15 @@ def step_records_resources(settings: Settings) -> dict:
     return {"io_manager": step_records_io_manager(settings)}
 
 
+# The covers' duties in the run process, handed to the executor (execution/ never imports
+# covers/): one run of a month at a time, the progress tag, the users a stop left unstarted.
+COVERS_RUN_HOOKS = RunHooks(
+    before_steps=claim_month,
+    progress=publish_progress,
+    after_stop=record_unstarted_user_steps,
+)
+
+
 def build_definitions(settings: Settings) -> Definitions:
     resources = resources_for(settings)
     resume_days = settings.quota_resume_days
@@ -123,7 +135,7 @@ def build_definitions(settings: Settings) -> Definitions:
             *_batch_sensors(settings),
         ],
         resources={**resources, **alert_resources_for(settings)},
-        executor=covers_executor(settings, resources, MonthRunDuties()),
+        executor=covers_executor(settings, resources, COVERS_RUN_HOOKS),
     )
 
 

@@ -1,5 +1,8 @@
 """The deployment's Dagster instance class (``instance_class`` in ``deploy/dagster.yaml``).
 
+It sits on top, beside ``definitions.py``: it wires a covers decision (the never-started users of
+a stopped run) into the instance, so ``execution/`` (below ``covers/``) cannot hold it.
+
 Dagster builds each step's log manager with ``DagsterInstance.get_handlers``, whose
 ``get_yaml_python_handlers`` calls ``logging.config.dictConfig`` every time, even when
 ``python_logs`` defines no handler. ``dictConfig`` closes every logging handler of the process

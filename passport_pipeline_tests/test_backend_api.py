@@ -261,3 +261,31 @@ def test_the_readme_documents_work_over_plain_http(served):
     assert (done.status, done.total, done.completed, done.skipped) == ("SUCCESS", 1, 0, 1)
     assert done.summary["skip_reasons"] == {"no visits in 2026-07": 1}
     assert "/covers/2026-07/" not in (cover_urls(db_url)[5] or "")
+
+
+def test_a_month_launched_from_the_asset_page_is_the_backends_too(served):
+    """The asset page launches Dagster's implicit ``__ASSET_JOB``, not the job: the backend reads
+    that run as the month's (and would refuse a second launch beside it)."""
+    backend, _, _, port = served
+    asset_page_launch = {
+        "selector": {
+            "repositoryLocationName": "passport_pipeline",
+            "repositoryName": "__repository__",
+            "jobName": "__ASSET_JOB",
+            "assetSelection": [{"path": ["passport_covers"]}],
+        },
+        "runConfigData": {"ops": {"passport_covers": {"config": {"user_ids": [6]}}}},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2026-06"}]},
+    }
+    answer = requests.post(
+        f"http://127.0.0.1:{port}/graphql",
+        json={"query": LAUNCH_MUTATION, "variables": {"executionParams": asset_page_launch}},
+        timeout=60,
+    ).json()
+    launched = answer["data"]["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", answer
+    run_id = launched["run"]["runId"]
+
+    done = finish(backend, "2026-06", run_id)[-1]
+    assert (done.status, done.run_id, done.total, done.skipped) == ("SUCCESS", run_id, 1, 1)
+    assert backend.progress("2026-06").run_id == run_id  # the month's latest, found by month

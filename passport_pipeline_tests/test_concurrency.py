@@ -8,19 +8,23 @@ two steps (see passport_pipeline/execution/instance_storage.py).
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from dagster import DagsterRunStatus
 
-from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.gemini_deployment import (
+    GEMINI_TEST_KEY,
+    gemini_deployment,
+    gemini_fake,
+)
 from passport_pipeline_tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
-
-API_KEY = "AIzaTEST-concurrency-key-00000000"
 
 
 def two_months_of_users(per_month: int) -> list[UserRow]:
@@ -32,23 +36,17 @@ def two_months_of_users(per_month: int) -> list[UserRow]:
 
 
 @pytest.fixture
-def gemini() -> FakeGemini:
-    with FakeGemini(api_keys=[API_KEY], latency_s=1.0) as server:
-        yield server
+def gemini() -> Iterator[FakeGemini]:
+    yield from gemini_fake(latency_s=1.0)
 
 
 @pytest.fixture
 def deployment(tmp_path, postgres_url, instance_url, gemini) -> Deployment:
-    write_dataset(postgres_url, two_months_of_users(6))
     # The pool is under test: runs start at its full width (the pace's slow start is
     # resources/test_pacing.py's and test_breaker.py's).
-    return Deployment.with_gemini(
-        tmp_path,
-        postgres_url,
-        gemini.base_url,
-        API_KEY,
-        instance_url=instance_url,
-        GEMINI_START_WIDTH="50",
+    users = two_months_of_users(6)
+    return gemini_deployment(
+        tmp_path, postgres_url, users, gemini, instance_url, GEMINI_START_WIDTH="50"
     )
 
 
@@ -95,7 +93,7 @@ def test_an_interrupted_run_gives_its_slots_back(deployment, gemini, postgres_ur
     assert interrupted.status in (DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE)
     assert gemini.generate_requests == paid  # no paid call, not even a retry, after the stop
 
-    with FakeGemini(api_keys=[API_KEY], latency_s=1.0) as fresh:
+    with FakeGemini(api_keys=[GEMINI_TEST_KEY], latency_s=1.0) as fresh:
         deployment.env["GEMINI_BASE_URL"] = fresh.base_url
         completed = deployment.execute_month("2026-09")
         assert completed.returncode == 0, completed.stdout[-3000:]

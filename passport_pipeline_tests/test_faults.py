@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -20,11 +21,15 @@ from passport_pipeline.dagster_internals import ErrorSource
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.gemini_deployment import (
+    gemini_deployment,
+    gemini_fake,
+)
 from passport_pipeline_tests.support.waiting import wait_for
 
 # The app database of every test here is on the PostgreSQL server.
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
-API_KEY = "AIzaTEST-faults-key-000111222333444"
+
 USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 13)]
 
 
@@ -33,17 +38,13 @@ def title(user_id: int) -> str:
 
 
 @pytest.fixture
-def gemini() -> FakeGemini:
-    with FakeGemini(api_keys=[API_KEY]) as server:
-        yield server
+def gemini() -> Iterator[FakeGemini]:
+    yield from gemini_fake()
 
 
 @pytest.fixture
 def deployment(tmp_path, postgres_url, gemini, executor) -> Deployment:
-    write_dataset(postgres_url, USERS)
-    deployment = Deployment.with_gemini(
-        tmp_path, postgres_url, gemini.base_url, API_KEY, PASSPORT_STEP_RETRY_DELAY_S="0.2"
-    )
+    deployment = gemini_deployment(tmp_path, postgres_url, USERS, gemini)
     if executor is not None:
         deployment.env["PASSPORT_EXECUTOR"] = executor
     return deployment

@@ -9,32 +9,32 @@ queue's per-month limit: ``test_backend_api.py``.)
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 from dagster import DagsterRunStatus
 
 from passport_pipeline.covers.names import REFUSED_TAG
-from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
+from passport_pipeline_tests.support.gemini_deployment import (
+    gemini_deployment,
+    gemini_fake,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
-API_KEY = "AIzaTEST-one-run-key-000111222333444"
 USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 11)]
 
 
 @pytest.fixture
-def gemini() -> FakeGemini:
-    with FakeGemini(api_keys=[API_KEY]) as server:
-        yield server
+def gemini() -> Iterator[FakeGemini]:
+    yield from gemini_fake()
 
 
 @pytest.fixture
 def deployment(tmp_path, postgres_url, gemini) -> Deployment:
-    write_dataset(postgres_url, USERS)
-    return Deployment.with_gemini(
-        tmp_path, postgres_url, gemini.base_url, API_KEY, PASSPORT_STEP_RETRY_DELAY_S="0.2"
-    )
+    return gemini_deployment(tmp_path, postgres_url, USERS, gemini)
 
 
 def covered(postgres_url: str) -> int:

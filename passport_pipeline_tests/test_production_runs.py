@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -15,10 +16,14 @@ from passport_pipeline.domain.images import inspect_image
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
+from passport_pipeline_tests.support.gemini_deployment import (
+    GEMINI_TEST_KEY,
+    gemini_deployment,
+    gemini_fake,
+)
 
 # The app database of every test here is on the PostgreSQL server.
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
-API_KEY = "AIzaTEST-passport-key-0001112223334445"
 BLOCKED = {3, 8, 15}
 USERS = [
     UserRow(
@@ -32,17 +37,13 @@ COVER_STEPS = sorted(f"passport_covers.generate_cover[user_{u.id}]" for u in USE
 
 
 @pytest.fixture
-def gemini() -> FakeGemini:
-    with FakeGemini(api_keys=[API_KEY]) as server:
-        yield server
+def gemini() -> Iterator[FakeGemini]:
+    yield from gemini_fake()
 
 
 @pytest.fixture
 def deployment(tmp_path, postgres_url, gemini) -> Deployment:
-    write_dataset(postgres_url, USERS)
-    return Deployment.with_gemini(
-        tmp_path, postgres_url, gemini.base_url, API_KEY, PASSPORT_STEP_RETRY_DELAY_S="0.2"
-    )
+    return gemini_deployment(tmp_path, postgres_url, USERS, gemini)
 
 
 def test_month_run_with_gemini_links_every_passport(deployment, gemini, postgres_url):
@@ -272,9 +273,9 @@ def test_every_answer_class_behaves_as_documented_and_the_key_never_leaks(
     assert not any("Traceback" in w or 'File "' in w for w in warnings)
     # The client's retry warnings reach the run's event log (dagster.yaml manages our loggers).
     assert "generateContent attempt 1 of 3 failed, retrying in" in log
-    assert API_KEY not in log
-    assert deployment.files_containing(API_KEY) == []
-    assert API_KEY not in completed.stdout + completed.stderr
+    assert GEMINI_TEST_KEY not in log
+    assert deployment.files_containing(GEMINI_TEST_KEY) == []
+    assert GEMINI_TEST_KEY not in completed.stdout + completed.stderr
 
 
 def test_fallback_stores_a_local_cover_for_a_refused_prompt(deployment, gemini, postgres_url):
@@ -318,7 +319,7 @@ def test_covers_land_in_s3_and_passports_point_at_them(
             assert head["ContentType"] == "image/webp"
         else:
             assert url is None
-    assert deployment.files_containing(API_KEY) == []
+    assert deployment.files_containing(GEMINI_TEST_KEY) == []
 
 
 def test_private_s3_covers_are_previewed_and_linked_through_presigned_links(

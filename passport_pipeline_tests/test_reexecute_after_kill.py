@@ -10,24 +10,27 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
 from passport_pipeline.covers.names import user_step_key
-from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
-from passport_pipeline_tests.support.deployment import Deployment, kill_with_children
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october
+from passport_pipeline_tests.support.deployment import kill_with_children
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.gemini_deployment import (
+    gemini_deployment,
+    gemini_fake,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
-API_KEY = "AIzaTEST-kill-reexec-key-0001112223"
 USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 9)]
 
 
 @pytest.fixture
-def gemini() -> FakeGemini:
-    with FakeGemini(api_keys=[API_KEY]) as server:
-        yield server
+def gemini() -> Iterator[FakeGemini]:
+    yield from gemini_fake()
 
 
 def covered(postgres_url: str) -> set[int]:
@@ -37,8 +40,7 @@ def covered(postgres_url: str) -> set[int]:
 def test_from_failure_planned_the_moment_a_killed_run_shows_failed_covers_everyone(
     tmp_path, postgres_url, gemini
 ):
-    write_dataset(postgres_url, USERS)
-    deployment = Deployment.with_gemini(tmp_path, postgres_url, gemini.base_url, API_KEY)
+    deployment = gemini_deployment(tmp_path, postgres_url, USERS, gemini)
     deployment.set_pool_limit(1)
     gemini.latency_s = 0.5
     cli = deployment.start(*deployment.month_command("2026-10"))

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 
 import pytest
 import requests
-from dagster import AssetKey, AssetRecordsFilter
+from dagster import AssetKey, AssetRecordsFilter, DagsterEventType
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -219,6 +219,11 @@ def test_a_month_terminated_in_the_ui_is_finished_by_reexecute_from_failure(demo
     [stopped] = deployment.runs()
     assert stopped.status.value == "CANCELED"
     assert 0 < covered_users(deployment) < DEMO_USERS
+    # A Terminate is an outcome: the run's end names its failed steps, with no stack trace.
+    with deployment.instance() as instance:
+        [canceled] = instance.all_logs(stopped.run_id, of_type=DagsterEventType.RUN_CANCELED)
+    assert canceled.dagster_event.event_specific_data.error is None
+    assert "Run was canceled. Failed steps:" in canceled.dagster_event.message
 
     # Re-execute ▾ → From failure: the users without a cover, and then the month.
     gemini.latency_s = 0

@@ -17,7 +17,8 @@ import time
 
 from dagster import DagsterInstance
 
-from passport_pipeline.covers.progress import FINISHED, latest_run_id, report_for
+from passport_pipeline.covers.progress import latest_run_id, report_for
+from passport_pipeline.domain.month_runs import is_finished
 from passport_pipeline.domain.months import InvalidMonthError, Month
 
 WATCH_INTERVAL_S = 2.0
@@ -41,7 +42,7 @@ def watch(instance: DagsterInstance, run_id: str) -> dict:
                 refresh=False,
             )
             bar.refresh()
-            if report["status"] in FINISHED:
+            if is_finished(report["status"]):
                 return report
             time.sleep(WATCH_INTERVAL_S)
 

@@ -21,7 +21,7 @@ from dagster import (
     reconstructable,
 )
 
-from passport_pipeline.covers.names import JOB_NAME, PARTITION_TAG
+from passport_pipeline.covers.names import JOB_NAME, PARTITION_TAG, is_covers_run
 from passport_pipeline.covers.progress import PROGRESS_TAG
 from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 
@@ -66,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     if parent is None:
         print(f"no run {args.run_id} in the instance at {instance.root_directory}", file=sys.stderr)
         return 2
-    if parent.job_name != JOB_NAME:
-        print(f"run {args.run_id} is a run of {parent.job_name}, not {JOB_NAME}", file=sys.stderr)
+    if not is_covers_run(parent):
+        print(
+            f"run {args.run_id} is a run of {parent.job_name}, not of the covers", file=sys.stderr
+        )
         return 2
     if parent.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
         # Normally done when the run stopped; a run whose process was killed before the
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # What the UI's re-execution carries over: the parent's config and tags (its month).
     tags = reexecution_tags(parent.tags, parent.run_id, parent.root_run_id or parent.run_id)
+    # A run from the asset's page (``__ASSET_JOB``) is re-executed as the job: the same asset,
+    # the same steps (a reserved name like ``__ASSET_JOB`` cannot be rebuilt on its own).
     with execute_job(
         reconstructable(covers_job_definition),
         instance=instance,

@@ -3,7 +3,10 @@
     python -m passport_pipeline.cli.release RUN_ID [--force]
 
 Only when the run's processes are certainly gone from this machine; ``--force`` also when they
-cannot be checked from here (another machine), never when they run here.
+cannot be checked from here (another machine), never when they run here. A run that never
+started (QUEUED with no daemon to dequeue it, or NOT_STARTED because the process that created it
+died) is marked canceled, as the UI's Terminate does for a queued run: it holds its month until
+it is cleared.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 
 from dagster import DagsterInstance
 
+from passport_pipeline.domain.month_runs import NOT_BEGUN
 from passport_pipeline.execution.run_health import release
 from passport_pipeline.execution.run_process import judge
 
@@ -31,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         if run is None or run.is_finished:
             instance.event_log_storage.free_concurrency_slots_for_run(args.run_id)
             print(f"freed the pool slots of run {args.run_id}")
+            return 0
+        if run.status.value in NOT_BEGUN:
+            message = f"Run {run.run_id} never started ({run.status.value}); canceled by hand."
+            instance.report_run_canceled(run, message=message)
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            print(f"run {run.run_id} never started ({run.status.value}): marked canceled")
             return 0
         verdict = judge(instance, run)
         if not verdict.gone and (verdict.checked or not args.force):

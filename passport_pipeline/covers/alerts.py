@@ -17,7 +17,6 @@ that delivered is never sent again, even if the same run is seen twice.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 
@@ -47,6 +46,7 @@ from passport_pipeline.covers.quota_resume import run_quota_decision
 from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 from passport_pipeline.domain.alert_message import StopKind, StoppedMonth, build_alert
 from passport_pipeline.domain.quota_days import DEFAULT_RESUME_DAYS
+from passport_pipeline.domain.run_state import own_state, own_state_tag
 from passport_pipeline.resources.alert_channels import (
     AlertChannel,
     AlertDeliveryError,
@@ -249,8 +249,8 @@ def stopped_month(
 ) -> StoppedMonth:
     """The facts of the alert, from the run, its tags and its run group's event log."""
     progress, _ = run_progress(instance, run.run_id)
-    halted = json.loads(run.tags.get(HALT_TAG) or "{}")
-    is_halted = halted.get("run_id") == run.run_id
+    halted = own_state(run.tags, HALT_TAG, run.run_id)
+    is_halted = halted is not None
     kind = StopKind.HALTED if is_halted else _STATUS_KINDS.get(run.status, StopKind.FAILED)
     return StoppedMonth(
         job_name=run.job_name,
@@ -265,7 +265,7 @@ def stopped_month(
         percent=progress.percent,
         # None (no cost line) when no paid call was made, as with the local model.
         estimated_cost_usd=progress.estimated_cost_usd or None,
-        halt_reason=halted.get("reason") if is_halted else None,
+        halt_reason=halted["reason"] if halted else None,
         ui_url=ui_url,
         quota=run_quota_decision(instance, run, time.time(), quota_resume_days)
         if is_halted
@@ -274,11 +274,9 @@ def stopped_month(
 
 
 def _ledger(run: DagsterRun | None) -> dict | None:
-    raw = run.tags.get(ALERTS_TAG) if run else None
-    ledger = json.loads(raw) if raw else None
     # Re-executions copy their parent's tags: a ledger of another run is not this run's.
-    return ledger if ledger and ledger.get("run_id") == run.run_id else None
+    return own_state(run.tags, ALERTS_TAG, run.run_id) if run else None
 
 
 def _write_ledger(instance: DagsterInstance, run_id: str, ledger: dict) -> None:
-    instance.add_run_tags(run_id, {ALERTS_TAG: json.dumps({**ledger, "run_id": run_id})})
+    instance.add_run_tags(run_id, own_state_tag(ALERTS_TAG, run_id, ledger))

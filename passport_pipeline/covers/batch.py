@@ -34,6 +34,7 @@ from passport_pipeline.covers.batch_ledger import (
     record_intent,
     settle_intent,
 )
+from passport_pipeline.covers.cover_need import Need, cover_need
 from passport_pipeline.covers.names import COVERS_ASSET
 from passport_pipeline.domain import batch_protocol as protocol
 from passport_pipeline.domain.batch_protocol import BatchJob, BatchSlot
@@ -77,6 +78,7 @@ def plan_batch(
     month: Month,
     user_ids: list[int],
     force: bool,
+    listed_only: bool,
     app_db: AppDatabase,
     model: GeminiBatchImageModel,
     image_store: ImageStore,
@@ -100,14 +102,12 @@ def plan_batch(
     for user_id in user_ids:
         if user_id in waiting:
             continue
-        passport = app_db.latest_passport(user_id)
-        visits = app_db.month_visits(user_id, month) if passport else []
-        stem = cover_keys.stem(user_id, month)
-        if not visits or (not force and image_store.find(stem) is not None):
+        # The same decision as the user's step: only users who need a paid image go in.
+        need = cover_need(user_id, month, force, app_db, image_store, cover_keys, pending_covers)
+        if need.need is not Need.PAY:
             continue
-        if pending_covers.find(stem) is not None:  # paid for already, kept on this machine
-            continue
-        body = build_generate_body(build_prompt(passport, month, visits), model.aspect_ratio)
+        prompt = build_prompt(need.passport, month, list(need.visits))
+        body = build_generate_body(prompt, model.aspect_ratio)
         requests.append((protocol.user_key(user_id), body))
     if not requests:
         return (Decision.WAIT if waiting else Decision.DIRECT), None
@@ -119,6 +119,7 @@ def plan_batch(
         [key for key, _ in requests],
         context.run_id,
         force,
+        listed_only,
     )
     record_intent(context, intent)  # before the create: a crash after it leaves a trace
     job = model.submit(intent.display_name, requests)
@@ -160,9 +161,16 @@ def _record_new_batch(context: OpExecutionContext, intent: BatchIntent, job: Bat
         intent.submit_run_id,
         intent.force,
         display_name=intent.display_name,
+        listed_only=intent.listed_only,
     )
     record_batch(context, record, job, first=True)
     context.instance.add_run_tags(context.run_id, {BATCH_TAG: f"{job.name} {job.progress()}"})
+
+
+def batch_listed_only(instance, month: Month, batch_name: str) -> bool:
+    """Whether ``batch_name`` was submitted for listed users only (not the whole month)."""
+    record = month_batches(instance, month.key).get(batch_name)
+    return record is not None and record.listed_only
 
 
 def results_tasks(

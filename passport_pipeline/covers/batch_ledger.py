@@ -40,6 +40,9 @@ class BatchRecord:
     progress: str = ""
     closed: bool = False
     display_name: str = ""
+    # Submitted for a run of listed users: its results run records an observation, never the
+    # month's materialization (the month's other users are not in it).
+    listed_only: bool = False
 
 
 @dataclass
@@ -52,6 +55,7 @@ class BatchIntent:
     keys: list[str]
     submit_run_id: str
     force: bool = False
+    listed_only: bool = False
 
 
 def display_name(month: str, run_id: str) -> str:
@@ -67,6 +71,7 @@ def record_intent(context: OpExecutionContext, intent: BatchIntent) -> None:
         "batch_request_keys": MetadataValue.json(intent.keys),
         "batch_submit_run_id": intent.submit_run_id,
         "batch_force": intent.force,
+        "batch_listed_only": intent.listed_only,
     }
     context.log_event(events.batch_ledger(intent.month, metadata))
 
@@ -92,6 +97,7 @@ def open_intents(records: list) -> list[BatchIntent]:
                 [str(k) for k in values.get("batch_request_keys") or []],
                 str(values.get("batch_submit_run_id") or ""),
                 bool(values.get("batch_force")),
+                bool(values.get("batch_listed_only")),
             )
         elif values.get("batch_name") and values.get("batch_display_name"):
             intents.pop(str(values["batch_display_name"]), None)
@@ -121,6 +127,7 @@ def record_batch(
             "batch_request_keys": MetadataValue.json(record.keys),
             "batch_submit_run_id": record.submit_run_id,
             "batch_force": record.force,
+            "batch_listed_only": record.listed_only,
         }
     if results_run_id:
         metadata["batch_results_run_id"] = results_run_id
@@ -149,6 +156,7 @@ def fold_batches(records: list, known: dict[str, BatchRecord] | None = None) -> 
             record.submit_run_id = str(values.get("batch_submit_run_id") or "")
             record.force = bool(values.get("batch_force"))
             record.display_name = str(values.get("batch_display_name") or "")
+            record.listed_only = bool(values.get("batch_listed_only"))
         known[name] = record
     return known
 

@@ -1,6 +1,5 @@
 """One user's step: draw (or reuse), check and store the cover, then link it to the passport."""
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -8,6 +7,7 @@ from dagster import DagsterExecutionInterruptedError, Failure, OpExecutionContex
 
 from passport_pipeline.covers.batch import batch_image
 from passport_pipeline.covers.breaker import record_unusable_and_check
+from passport_pipeline.covers.cover_need import Need, cover_need
 from passport_pipeline.covers.names import GEMINI_POOL, HALT_TAG
 from passport_pipeline.covers.quota_resume import record_quota_halt
 from passport_pipeline.domain.breaker import HALT_AFTER_UNUSABLE, halt_reason
@@ -22,6 +22,7 @@ from passport_pipeline.domain.records import (
     GeneratedImage,
     UserTask,
 )
+from passport_pipeline.domain.run_state import own_state, own_state_tag
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import ImageModel, PermanentImageModelError
@@ -50,14 +51,14 @@ def generate_cover(
     with _ends_as_canceled(task):
         month = Month.parse(task.month)
         _stop_if_halted(context)
-        passport = app_db.latest_passport(task.user_id)
-        if passport is None:
-            return _skipped(task, "user has no passport")
-        visits = app_db.month_visits(task.user_id, month)
-        if not visits:
-            return _skipped(task, f"no visits in {month}")
-        stem = cover_keys.stem(task.user_id, month)
-        if not task.force and (existing := image_store.find(stem)) is not None:
+        need = cover_need(
+            task.user_id, month, task.force, app_db, image_store, cover_keys, pending_covers
+        )
+        if need.need is Need.SKIP:
+            return _skipped(task, need.reason)
+        passport, visits, stem = need.passport, list(need.visits), need.stem
+        if need.need is Need.REUSE:
+            existing = need.stored
             linked = app_db.link_cover(passport.id, existing.url, month)
             record = CoverRecord(
                 task.user_id, month.key, CoverStatus.REUSED, passport.id, existing.key, existing.url
@@ -65,7 +66,7 @@ def generate_cover(
             metadata = {"key": existing.key, "linked": linked, "model_calls": 0}
             metadata.update(image_store.cover_metadata(existing.url))
             return Output(record, metadata={"status": record.status.value, **metadata})
-        image = pending_covers.find(stem)
+        image = need.kept
         kept = image is not None
         if image is None:
             request = CoverRequest(
@@ -192,21 +193,18 @@ def _skipped(task: UserTask, reason: str) -> Output[CoverRecord]:
 
 
 def _halt_run(context: OpExecutionContext, reason: str) -> None:
-    # Run tags are shared by every step process of the run; re-executions copy tags, so the
-    # value names the run that halted.
-    value = json.dumps({"run_id": context.run_id, "reason": reason})
-    context.instance.add_run_tags(context.run_id, {HALT_TAG: value})
+    # Run tags are shared by every step of the run; a re-execution does not inherit the halt.
+    tag = own_state_tag(HALT_TAG, context.run_id, {"reason": reason})
+    context.instance.add_run_tags(context.run_id, tag)
 
 
 def _stop_if_halted(context: OpExecutionContext) -> None:
     run = context.instance.get_run_by_id(context.run_id)
-    raw = run.tags.get(HALT_TAG) if run else None
-    if raw:
-        halted = json.loads(raw)
-        if halted.get("run_id") == context.run_id:
-            # Nothing was tried for this user: progress counts them as remaining (a stop).
-            raise Failure(
-                f"not calling the image model: this run was halted: {halted['reason']}",
-                metadata={"halted": True},
-                allow_retries=False,
-            )
+    halted = own_state(run.tags, HALT_TAG, context.run_id) if run else None
+    if halted:
+        # Nothing was tried for this user: progress counts them as remaining (a stop).
+        raise Failure(
+            f"not calling the image model: this run was halted: {halted['reason']}",
+            metadata={"halted": True},
+            allow_retries=False,
+        )

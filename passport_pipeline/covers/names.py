@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import re
 
-from dagster import AssetKey, DagsterRun, DagsterRunStatus, DefaultSensorStatus, run_status_sensor
+from dagster import DagsterRun, DagsterRunStatus, DefaultSensorStatus, run_status_sensor
 
-# Set on a run that stood aside for an older run of its month (covers/one_run.py): "<the run's
-# own id> deferred to <the older run's id>" (a re-execution copies its parent's tags).
-from passport_pipeline.domain.month_status import REFUSED_TAG
+from passport_pipeline.domain import month_runs
+from passport_pipeline.domain.month_runs import (  # noqa: F401 (the names, in one place)
+    COVERS_ASSET,
+    JOB_NAME,
+    PARTITION_TAG,
+    REFUSED_TAG,
+)
 
-COVERS_ASSET = "passport_covers"
-JOB_NAME = "monthly_passport_covers"
 GEMINI_POOL = "gemini"
-PARTITION_TAG = "dagster/partition"
 HALT_TAG = "passport/halted"
 COVER_OP = "generate_cover"
 USERS_STEP = f"{COVERS_ASSET}.month_users"
@@ -43,19 +44,15 @@ def user_of_step(step_key: str | None) -> str | None:
 
 def is_refused(run: DagsterRun) -> bool:
     """A run that stood aside for an older run of its month before any step: it did nothing."""
-    return run.tags.get(REFUSED_TAG, "").startswith(f"{run.run_id} ")
+    return month_runs.is_refused(run.run_id, run.tags)
 
 
 def is_covers_run(run: DagsterRun) -> bool:
     """A run of the job, or any other run that materializes the covers: from the asset's page
     (Dagster's implicit asset job, ``__ASSET_JOB``) or ``materialize`` (an ephemeral job). A run
-    refused for an older run of its month is none of the month's business."""
-    if is_refused(run):
-        return False
-    if run.job_name == JOB_NAME or AssetKey(COVERS_ASSET) in (run.asset_selection or ()):
-        return True
-    # Implicit asset jobs are named "__…"; in this code location they can only hold the covers.
-    return run.job_name.startswith("__") and not run.asset_selection
+    refused for an older run of its month is none of the month's business (``month_runs``)."""
+    selection = [key.to_user_string() for key in run.asset_selection or ()]
+    return month_runs.is_month_run(run.run_id, run.job_name, selection, run.tags)
 
 
 def covers_run_status_sensor(status: DagsterRunStatus, name: str, description: str):

@@ -19,19 +19,19 @@ Two layers, because runs reach the instance by two roads:
 Why not a lock row: Dagster's instance offers no public lock, a lock held by a killed process
 must be freed by someone, and the run records already say which runs are alive (a killed run
 is marked failed by the dead-run sensor or Dagster's code server, which releases the month).
-A run refused here is tagged ``passport/refused`` (``<its id> deferred to <the older run>``), so
-the month's views, sensors and alerts leave it out; the tag names the run's own id because a
-re-execution copies its parent's tags.
+A run refused here is tagged ``passport/refused`` (``month_runs.refused_tag``: the older run,
+keyed by the refused run's own id because a re-execution copies its parent's tags), so the
+month's views, sensors and alerts leave it out.
 """
 
 from __future__ import annotations
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
-from passport_pipeline.covers.names import PARTITION_TAG, REFUSED_TAG, is_covers_run, is_refused
+from passport_pipeline.covers.names import PARTITION_TAG, is_covers_run, is_refused
+from passport_pipeline.domain.month_runs import NOT_BEGUN, is_finished, refused_tag
 
-FINISHED_STATUSES = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-UNFINISHED_STATUSES = [status for status in DagsterRunStatus if status not in FINISHED_STATUSES]
+UNFINISHED_STATUSES = [status for status in DagsterRunStatus if not is_finished(status.value)]
 
 
 class MonthAlreadyRunning(Exception):
@@ -42,11 +42,25 @@ class MonthAlreadyRunning(Exception):
         super().__init__(
             f"refused: run {ahead.run_id} of {month} was launched before this run and is "
             f"{ahead.status.value}; one run of a month at a time, so this run stopped before any "
-            f"step and paid for nothing. Follow run {ahead.run_id}; when it has ended, launch "
-            f"or re-execute the month again if users are left (stored covers are reused). If its "
-            f"process is gone, `python -m passport_pipeline.cli.release {ahead.run_id}` marks it "
-            f"failed."
+            f"step and paid for nothing. {_how_to_clear(ahead)}"
         )
+
+
+def _how_to_clear(ahead: DagsterRun) -> str:
+    release = f"python -m passport_pipeline.cli.release {ahead.run_id}"
+    if ahead.status.value in NOT_BEGUN:
+        # A run no daemon dequeues (none running, or its queue is paused), or one whose creating
+        # process died before it started, holds its month until someone clears it.
+        return (
+            f"Run {ahead.run_id} has not started: if no dagster-daemon will start it (or the "
+            f"process that created it is gone), clear it with Terminate on its run page or "
+            f"`{release}` (marks it canceled), then launch again."
+        )
+    return (
+        f"Follow run {ahead.run_id}; when it has ended, launch or re-execute the month again if "
+        f"users are left (stored covers are reused). If its process is gone, `{release}` marks "
+        f"it failed."
+    )
 
 
 def month_runs_in_progress(instance: DagsterInstance, month: str) -> list[DagsterRun]:
@@ -83,5 +97,5 @@ def claim_month(instance: DagsterInstance, run_id: str) -> None:
     ahead = run_ahead(instance, run)
     if ahead is None:
         return
-    instance.add_run_tags(run_id, {REFUSED_TAG: f"{run_id} deferred to {ahead.run_id}"})
+    instance.add_run_tags(run_id, refused_tag(run_id, ahead.run_id))
     raise MonthAlreadyRunning(run.tags[PARTITION_TAG], run_id, ahead)

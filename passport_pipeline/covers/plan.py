@@ -134,8 +134,8 @@ def month_users(
     batch_name = config.batch_name
     if batch_name is None and batch.uses_batch(image_model) and not config.direct:
         decision, batch_name = batch.plan_batch(
-            context, month, user_ids, config.force_regenerate, app_db, image_model,
-            image_store, cover_keys, pending_covers,
+            context, month, user_ids, config.force_regenerate, config.user_ids is not None,
+            app_db, image_model, image_store, cover_keys, pending_covers,
         )  # fmt: skip
         if decision is batch.Decision.WAIT:
             return
@@ -151,9 +151,12 @@ def month_users(
             UNKNOWN_COUNT_TAG: str(len(unknown)),
         },
     )
-    # A batch's results run lists the batch's users; it records the month as the direct path
-    # does (a batch submitted for listed users is not told apart yet).
-    listed_only = config.user_ids is not None and config.batch_name is None
+    # A batch's results run lists the batch's users: it records the month as the run that
+    # submitted the batch would have (a batch for listed users never marks the month done).
+    if config.batch_name is None:
+        listed_only = config.user_ids is not None
+    else:
+        listed_only = batch.batch_listed_only(context.instance, month, config.batch_name)
     context.log_event(events.planned(month.key, len(user_ids), unknown, listed_only))
     plan = MonthPlan(month.key, user_ids, unknown, partial=listed_only)
     yield Output(plan, output_name="plan")

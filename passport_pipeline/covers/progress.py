@@ -34,6 +34,7 @@ from passport_pipeline.domain.progress import (
     StepEventKind,
     compute_progress,
     cover_step_intervals,
+    failure_kind,
     in_flight,
     progress_line,
 )
@@ -42,7 +43,6 @@ from passport_pipeline.resources.pacing import PacingStore, instance_database_ur
 PROGRESS_TAG = "passport/progress"
 _STORES: dict[str, PacingStore] = {}  # one engine per instance database, for every publish
 _STORES_LOCK = threading.Lock()
-FINISHED = {"success", "failure", "canceled"}
 
 _KINDS = {
     DagsterEventType.STEP_START: StepEventKind.START,
@@ -161,10 +161,9 @@ def _failure_kind(failure) -> tuple[StepEventKind, float]:
     what its calls cost."""
     metadata = failure.user_failure_data.metadata if failure.user_failure_data else {}
     cost = float(metadata["estimated_cost_usd"].value) if "estimated_cost_usd" in metadata else 0.0
-    # Nothing was decided for the user: never started, canceled, or not tried after a halt.
-    if failure.error_source == ErrorSource.INTERRUPT or {"canceled", "halted"} & set(metadata):
-        return StepEventKind.STOPPED, cost
-    return StepEventKind.FAILURE, cost
+    # Never-started steps are recorded as interrupts (dagster_internals.report_step_never_started).
+    interrupted = failure.error_source == ErrorSource.INTERRUPT
+    return failure_kind(interrupted=interrupted, markers=metadata), cost
 
 
 def month_summary(instance: DagsterInstance, month: Month) -> dict | None:

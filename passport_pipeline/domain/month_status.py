@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from passport_pipeline.domain.progress import StepEvent, StepEventKind, compute_progress
+from passport_pipeline.domain.month_runs import FINISHED, is_refused, runs_the_covers
+from passport_pipeline.domain.progress import (
+    StepEvent,
+    StepEventKind,
+    compute_progress,
+    failure_kind,
+)
 
 TOTAL_TAG = "passport/total"
 UNKNOWN_USERS_TAG = "passport/unknown_user_ids"  # the first TAGGED_IDS of them, as JSON
 UNKNOWN_COUNT_TAG = "passport/unknown_user_count"
 TAGGED_IDS = 20
-# "<run id> deferred to <older run id>": a run that stood aside for an older run of its month
-# before any step (covers/one_run.py); it is none of the month's progress.
-REFUSED_TAG = "passport/refused"
-FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 STARTING = frozenset({"NOT_STARTED", "STARTING"})
 
 
@@ -39,6 +41,13 @@ class RunView:
     end_time: float | None
     tags: dict[str, str]
     step_stats: list[StepStat] = field(default_factory=list)
+    job_name: str | None = None
+    asset_selection: list[str] | None = None  # asset keys, "/"-joined
+
+    @property
+    def runs_the_covers(self) -> bool:
+        """A run of the covers, from any entry point (``month_runs.runs_the_covers``)."""
+        return runs_the_covers(self.job_name, self.asset_selection)
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ class MonthProgress:
 
 def run_group(runs: list[RunView], run_id: str | None = None) -> list[RunView]:
     """The group of ``run_id`` (default: of the month's latest run), oldest first."""
-    runs = [run for run in runs if run.run_id == run_id or not _refused(run)]
+    runs = [run for run in runs if run.run_id == run_id or not is_refused(run.run_id, run.tags)]
     if not runs:
         return []
     by_id = {run.run_id: run for run in runs}
@@ -78,10 +87,6 @@ def run_group(runs: list[RunView], run_id: str | None = None) -> list[RunView]:
     anchor = by_id[run_id] if run_id else max(runs, key=lambda run: run.creation_time)
     group = [run for run in runs if run.root_run_id == anchor.root_run_id]
     return sorted(group, key=lambda run: run.creation_time)
-
-
-def _refused(run: RunView) -> bool:
-    return run.tags.get(REFUSED_TAG, "").startswith(f"{run.run_id} ")
 
 
 def _events(group: list[RunView]) -> list[StepEvent]:
@@ -95,10 +100,8 @@ def _events(group: list[RunView]) -> list[StepEvent]:
             if stat.status == "SUCCESS":
                 events.append(StepEvent(stat.user, StepEventKind.SUCCESS, end))
             elif stat.status == "FAILURE":
-                # A step that failed without ever starting was stopped before it ran (the run
-                # was stopped): the user is remaining, not done.
-                stopped = stat.start_time is None
-                kind = StepEventKind.STOPPED if stopped else StepEventKind.FAILURE
+                # Step stats carry no error: a step that never started is the stop they show.
+                kind = failure_kind(started=stat.start_time is not None)
                 events.append(StepEvent(stat.user, kind, end))
     return events
 

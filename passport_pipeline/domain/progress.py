@@ -47,6 +47,21 @@ class Progress:
         return asdict(self)
 
 
+# Marks a user's failed step carries when nothing was decided for the user (cover_step.py).
+STOP_MARKERS = frozenset({"canceled", "halted"})
+
+
+def failure_kind(
+    *, started: bool = True, interrupted: bool = False, markers: Iterable[str] = ()
+) -> StepEventKind:
+    """How progress counts a user's failed step, whoever reads it (the event log, GraphQL): a
+    stop (the user is remaining) when the step never started, was interrupted (Ctrl-C,
+    Terminate), or was canceled or not tried after a halt; else a failure (the user is done)."""
+    if not started or interrupted or STOP_MARKERS & set(markers):
+        return StepEventKind.STOPPED
+    return StepEventKind.FAILURE
+
+
 # A user's output status → how progress counts the user; any other status is a cover.
 # A refusal (the model declined the prompt) is a named failure, though its step succeeded.
 _OUTCOMES = {"skipped": "skipped", "refused": "failed"}

@@ -7,7 +7,7 @@ Any worker (``deploy/celery_worker.sh``, on any machine) runs the step and sends
 through the result backend. What a step hands to the next one — the month's users, each user's
 record — goes through S3 (dagster-aws's ``S3PickleIOManager``), so any worker can read it.
 
-The run process keeps its duties (``run_duties``: its process recorded, dead slot holders
+The run process keeps its duties of ``CoversExecutor`` (its process recorded, dead slot holders
 reported, progress on the run page, users of a stopped run recorded as failed).
 """
 
@@ -23,7 +23,7 @@ from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from dagster_celery import celery_executor
 from dagster_celery.executor import CELERY_CONFIG
 
-from passport_pipeline.execution.run_duties import DutifulExecutor, RunDuties
+from passport_pipeline.execution.run_hooks import CoversExecutor, RunHooks
 from passport_pipeline.settings import DEFAULT_CELERY_BACKEND, Settings
 
 # The Celery settings the run process and every worker share (the worker's app: celery_worker.py).
@@ -42,8 +42,15 @@ CELERY_APP_CONFIG = {
 STEP_RECORDS_PREFIX = "dagster-step-records"
 
 
-def celery_executor_def(duties: RunDuties) -> ExecutorDefinition:
-    """Each step a Celery task on any worker (dagster-celery), with ``duties``."""
+class _CoversCeleryExecutor(CoversExecutor):
+    """dagster-celery's loop asks the run's executor for its Celery app settings."""
+
+    def app_args(self) -> dict:
+        return self._inner.app_args()
+
+
+def celery_executor_def(hooks: RunHooks) -> ExecutorDefinition:
+    """Each step a Celery task on any worker (dagster-celery); see ``CoversExecutor``."""
 
     @executor(
         name="covers_celery",
@@ -51,13 +58,13 @@ def celery_executor_def(duties: RunDuties) -> ExecutorDefinition:
         requirements=multiple_process_executor_requirements(),
     )
     def covers_celery_executor(init_context) -> Executor:
-        """Each step a Celery task on any worker (dagster-celery)."""
-        return DutifulExecutor(celery_executor.executor_creation_fn(init_context), duties)
+        """Each step a Celery task on any worker, with the covers' duties in the run process."""
+        return _CoversCeleryExecutor(celery_executor.executor_creation_fn(init_context), hooks)
 
     return covers_celery_executor
 
 
-def covers_celery(settings: Settings, duties: RunDuties) -> ExecutorDefinition:
+def covers_celery(settings: Settings, hooks: RunHooks) -> ExecutorDefinition:
     """The celery executor on the broker and backend of the environment (read when a run starts:
     their URLs may hold passwords, and never enter the run's config)."""
     backend = (
@@ -65,7 +72,7 @@ def covers_celery(settings: Settings, duties: RunDuties) -> ExecutorDefinition:
         if settings.celery_backend_in_env
         else DEFAULT_CELERY_BACKEND
     )
-    return celery_executor_def(duties).configured(
+    return celery_executor_def(hooks).configured(
         {
             "broker": {"env": "PASSPORT_CELERY_BROKER"},
             "backend": backend,

@@ -1,6 +1,6 @@
 """The run executors: up to 50 cover steps at once, in threads of the run process (``threads``)
-or each in a forked process that starts warm (``multiprocess``); each with the run process's
-duties around its steps (``run_duties.DutifulExecutor``).
+or each in a forked process that starts warm (``multiprocess``); both with the run process's
+duties of ``run_hooks.CoversExecutor``.
 
 A step process is cheap only if it imports nothing heavy itself. Dagster's forkserver start
 method forks every step from one server process, and ``preload_modules`` are imported into that
@@ -24,7 +24,7 @@ from dagster import (
 )
 
 from passport_pipeline.dagster_internals import STEP_WORKER_MODULES
-from passport_pipeline.execution.run_duties import DutifulExecutor, RunDuties
+from passport_pipeline.execution.run_hooks import NO_HOOKS, CoversExecutor, RunHooks
 from passport_pipeline.execution.thread_executor import ThreadExecutor
 from passport_pipeline.settings import Settings
 
@@ -45,8 +45,8 @@ def step_preload_modules(resources: Mapping[str, ConfigurableResource]) -> list[
     return list(dict.fromkeys(modules))
 
 
-def multiprocess_executor_def(duties: RunDuties) -> ExecutorDefinition:
-    """Each step in its own process (Dagster's multiprocess executor), with ``duties``."""
+def multiprocess_executor_def(hooks: RunHooks = NO_HOOKS) -> ExecutorDefinition:
+    """Each step in its own process (Dagster's multiprocess executor); see ``CoversExecutor``."""
 
     @executor(
         name="covers_multiprocess",
@@ -54,8 +54,9 @@ def multiprocess_executor_def(duties: RunDuties) -> ExecutorDefinition:
         requirements=multiple_process_executor_requirements(),
     )
     def covers_multiprocess_executor(init_context) -> Executor:
-        """Each step in its own process (Dagster's multiprocess executor)."""
-        return DutifulExecutor(multiprocess_executor.executor_creation_fn(init_context), duties)
+        """Each step in its own process (Dagster's multiprocess executor), with the covers'
+        duties in the run process."""
+        return CoversExecutor(multiprocess_executor.executor_creation_fn(init_context), hooks)
 
     return covers_multiprocess_executor
 
@@ -68,39 +69,39 @@ _THREAD_CONFIG = {
 }
 
 
-def thread_executor_def(duties: RunDuties) -> ExecutorDefinition:
-    """Each step in a thread of the run process (``thread_executor``), with ``duties``."""
+def thread_executor_def(hooks: RunHooks = NO_HOOKS) -> ExecutorDefinition:
+    """Each step in a thread of the run process (``thread_executor``); see ``CoversExecutor``."""
 
     @executor(name="covers_threads", config_schema=_THREAD_CONFIG)
     def covers_thread_executor(init_context) -> Executor:
-        """Each step in a thread of the run process (``thread_executor``)."""
+        """Each step in a thread of the run process, with the covers' duties around them."""
         config = init_context.executor_config
         # Dagster's own reading of `retries` and `step_dependency_config` (its in-process one's).
         in_process = in_process_executor.executor_creation_fn(init_context)
-        threads = ThreadExecutor(
+        thread_executor = ThreadExecutor(
             retries=in_process.retries,
             step_dependency_config=in_process.step_dependency_config,
             max_concurrent=config.get("max_concurrent") or 50,
             tag_limits=config.get("tag_concurrency_limits"),
         )
-        return DutifulExecutor(threads, duties)
+        return CoversExecutor(thread_executor, hooks)
 
     return covers_thread_executor
 
 
 def covers_executor(
-    settings: Settings, resources: Mapping[str, ConfigurableResource], duties: RunDuties
+    settings: Settings, resources: Mapping[str, ConfigurableResource], hooks: RunHooks
 ) -> ExecutorDefinition:
     """The executor ``PASSPORT_EXECUTOR`` names, ``PASSPORT_MAX_CONCURRENT_STEPS`` steps at once
-    in a run, each run with ``duties`` around its steps."""
+    in a run, with the covers' ``hooks`` in its run process."""
     if settings.executor == "celery":  # imported only where celery is chosen
         from passport_pipeline.execution.celery_executor import covers_celery
 
-        return covers_celery(settings, duties)
+        return covers_celery(settings, hooks)
     max_concurrent = settings.max_concurrent_steps
     if settings.executor == "threads":
-        return thread_executor_def(duties).configured({"max_concurrent": max_concurrent})
-    return multiprocess_executor_def(duties).configured(
+        return thread_executor_def(hooks).configured({"max_concurrent": max_concurrent})
+    return multiprocess_executor_def(hooks).configured(
         {
             "max_concurrent": max_concurrent,
             "start_method": {"forkserver": {"preload_modules": step_preload_modules(resources)}},

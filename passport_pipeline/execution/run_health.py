@@ -4,12 +4,12 @@ Dagster's run monitoring frees the slots of finished runs and checks the workers
 its run launcher started; a run of ``dagster job execute`` is neither, so a killed CLI leaves
 its run STARTED, holding its slots and queued claims, and later runs wait for ever. Three parts:
 
-- ``watched_run_process`` (around the executor, in the run process; see run_duties.py): records
+- ``watched_run_process`` (around the executor, in the run process; see executor.py): records
   the run process when the run starts (``run_process.RUN_PROCESS_TAG``), and while the run's
   steps wait on a pool, warns every ``WATCH_INTERVAL_S`` (15 s) at most if the slots are held by
   a run whose process is gone, naming that run and the command that frees it (there may be no
   daemon to do it).
-- the ``…_dead_runs`` sensor (the daemon, every 30 s): fails every STARTED run of the job whose
+- the ``…_dead_runs`` sensor (the daemon, every 30 s): fails every STARTED covers run whose
   processes are certainly gone (``run_process.judge``) and frees its slots and claims.
 - ``python -m passport_pipeline.cli.release RUN_ID``: the same for one run, by hand.
 """
@@ -30,8 +30,9 @@ from dagster import (
     sensor,
 )
 
+from passport_pipeline.domain.month_runs import runs_the_covers
 from passport_pipeline.execution.periodically import periodically
-from passport_pipeline.execution.run_process import RUN_PROCESS_TAG, ProcessIdentity, judge
+from passport_pipeline.execution.run_process import ProcessIdentity, judge
 
 RELEASE_COMMAND = "python -m passport_pipeline.cli.release"
 SENSOR_INTERVAL_S = 30
@@ -49,10 +50,15 @@ def release(instance: DagsterInstance, run: DagsterRun, reason: str) -> None:
     instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
 
 
-def release_dead_runs(instance: DagsterInstance, job_name: str) -> list[str]:
+def release_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Release every STARTED run of the covers whose processes are certainly gone: runs of the
+    job and of the asset's page (``__ASSET_JOB``) alike (``month_runs.runs_the_covers``)."""
     released = []
-    started = instance.get_runs(RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.STARTED]))
+    started = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
     for run in started:
+        selection = [key.to_user_string() for key in run.asset_selection or ()]
+        if not runs_the_covers(run.job_name, selection):
+            continue
         verdict = judge(instance, run)
         if verdict.gone:
             release(instance, run, verdict.reason)
@@ -73,7 +79,7 @@ def dead_runs_sensor(job_name: str):
     def release_dead_runs_sensor(context: SensorEvaluationContext):
         """Fails runs whose process was killed (e.g. kill -9 of `dagster job execute`) and gives
         their pool slots back. Only runs whose processes ran on this machine are judged."""
-        released = release_dead_runs(context.instance, job_name)
+        released = release_dead_runs(context.instance)
         if released:
             context.log.warning(f"released runs whose process is gone: {released}")
             return SkipReason(f"released {len(released)} dead run(s): {', '.join(released)}")
@@ -126,7 +132,7 @@ def watched_run_process(plan_context) -> Iterator[None]:
     its steps wait on pool slots held by a run that will not give them back."""
     instance, run_id = plan_context.instance, plan_context.run_id
     identity = ProcessIdentity.of_this_process(run_id)
-    instance.add_run_tags(run_id, {RUN_PROCESS_TAG: identity.to_tag()})
+    instance.add_run_tags(run_id, identity.to_tags())
     warned: set[str] = set()
 
     def watch() -> None:

@@ -20,13 +20,14 @@ Anything else is "not gone": a run on another machine is never judged from here.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from dataclasses import asdict, dataclass
 
 import psutil
 from dagster import DagsterEventType, DagsterInstance, DagsterRun
+
+from passport_pipeline.domain.run_state import own_state, own_state_tag
 
 RUN_PROCESS_TAG = "passport/run_process"
 # psutil derives start times from clock ticks since boot: the same process reads the same value,
@@ -62,17 +63,19 @@ class ProcessIdentity:
             me.create_time(),
         )
 
-    def to_tag(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+    def to_tags(self) -> dict[str, str]:
+        """The run tag that records this process as the run's own (``domain/run_state``)."""
+        fields = {name: value for name, value in asdict(self).items() if name != "run_id"}
+        return own_state_tag(RUN_PROCESS_TAG, self.run_id, fields)
 
     @classmethod
     def of_run(cls, run: DagsterRun) -> ProcessIdentity | None:
         """The run's own record, or None (no record, a malformed one, or its parent's)."""
+        state = own_state(run.tags, RUN_PROCESS_TAG, run.run_id)
         try:
-            identity = cls(**json.loads(run.tags[RUN_PROCESS_TAG]))
-        except (KeyError, TypeError, ValueError):
+            return cls(**state) if state is not None else None
+        except TypeError:
             return None
-        return identity if identity.run_id == run.run_id else None
 
     def on_this_machine(self) -> bool:
         return (self.hostname, self.boot_time, self.pid_namespace) == (

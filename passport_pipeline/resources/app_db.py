@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
-from sqlalchemy import Engine, and_, create_engine, false, not_, or_, select, update
+from sqlalchemy import Engine, and_, create_engine, false, func, not_, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -159,6 +159,22 @@ class AppDatabase(ConfigurableResource):
                 Visit(name, category, city, country, _aware(visited_at))
                 for name, category, city, country, visited_at in conn.execute(query)
             ]
+
+    def month_visits_without_place(self, user_id: int, month: Month) -> int:
+        """How many of the user's visits in the month name a place that no longer exists (the
+        app deleted it): they count for planning the month, and give nothing to draw."""
+        start, end = self._bounds(month)
+        query = (
+            select(func.count())
+            .select_from(t.visits)
+            .join(t.passports, t.passports.c.id == t.visits.c.passport_id)
+            .outerjoin(t.places, t.places.c.id == t.visits.c.place_id)
+            .where(t.passports.c.user_id == user_id)
+            .where(and_(t.visits.c.visited_at >= start, t.visits.c.visited_at < end))
+            .where(t.places.c.id.is_(None))
+        )
+        with self._connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def link_cover(self, passport_id: int, url: str, month: Month) -> bool:
         """Point the passport at ``month``'s stored cover; True when the passport changed.

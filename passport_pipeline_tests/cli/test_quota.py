@@ -6,29 +6,32 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+from collections.abc import Iterator
 
 import pytest
 
-from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
+from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.gemini_deployment import (
+    gemini_deployment,
+    gemini_fake,
+)
 
-API_KEY = "AIzaTEST-quota-key-0000000000000"
 QUOTA = [sys.executable, "-m", "passport_pipeline.cli.quota"]
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def gemini():
-    with FakeGemini(api_keys=[API_KEY]) as server:
-        yield server
+def gemini() -> Iterator[FakeGemini]:
+    yield from gemini_fake()
 
 
 @pytest.fixture
 def deployment(tmp_path, sqlite_url, gemini) -> Deployment:
-    write_dataset(sqlite_url, [UserRow(i, visits=[(1, october(9))]) for i in range(1, 6)])
-    return Deployment.with_gemini(tmp_path, sqlite_url, gemini.base_url, API_KEY)
+    users = [UserRow(i, visits=[(1, october(9))]) for i in range(1, 6)]
+    return gemini_deployment(tmp_path, sqlite_url, users, gemini)
 
 
 def quota(deployment: Deployment, *args: str):

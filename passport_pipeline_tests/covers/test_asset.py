@@ -243,6 +243,8 @@ def test_a_failed_run_records_its_counts_on_the_month(sqlite_url, tmp_path, inst
     # The month over all its runs (a run of listed users is not the month's total), and the
     # run to re-execute.
     assert (metadata["month_failed"], metadata["month_spend_usd"]) == (2, 0.0)
+    month = ("month_covered", "month_stopped", "month_total", "month_remaining")
+    assert [metadata[key] for key in month] == [0, 0, "unknown", "unknown"]
     assert metadata["reexecute"] == f"python -m passport_pipeline.cli.reexecute {result.run_id}"
 
 

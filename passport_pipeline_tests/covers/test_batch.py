@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from dagster import (
+    AssetKey,
     DagsterEventType,
     DagsterInstance,
     Definitions,
@@ -157,6 +158,24 @@ def test_a_user_the_model_refuses_inside_a_batch_ends_as_refused_and_the_month_i
     assert (summary.metadata["generated"].value, summary.metadata["refused"].value) == (3, 1)
     assert summary.metadata["cover_paths"].value == {"batch": 3}
     assert gemini.generate_requests == 0 and cover_urls(sqlite_url)[2] is None
+
+
+def test_a_batch_for_listed_users_covers_them_and_never_marks_the_month_done(
+    gemini, resources, instance, sqlite_url
+):
+    listed = {"ops": {"passport_covers": {"config": {"user_ids": [1, 2]}}}}
+    assert launch(resources, instance, listed).success
+    [name] = gemini.batches.names()
+    assert [key for key, _ in gemini.batches.batches[name].requests] == ["user_1", "user_2"]
+    gemini.batches.finish(name)
+    [request] = tick(instance, resources, None).run_requests
+    results = launch(resources, instance, request.run_config, request.tags)
+    assert results.success and gemini.batches.paid_images() == {"batch": 2}
+    urls = cover_urls(sqlite_url)
+    assert urls[1] and urls[2] and urls[4] is None
+    # Users 4 and 5 have no cover: the month stays missing, its catalog says so.
+    assert not results.asset_materializations_for_node("passport_covers")
+    assert not instance.get_materialized_partitions(AssetKey("passport_covers"))
 
 
 def test_an_expired_batch_fails_the_month_with_what_to_do_and_a_new_launch_resubmits(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from passport_pipeline.domain.month_runs import refused_tag
 from passport_pipeline.domain.month_status import RunView, StepStat, fold_month, run_group
 
 NOW = 10_000.0
@@ -132,10 +133,23 @@ def test_a_step_that_failed_without_starting_is_remaining_and_refused_runs_are_l
         stat(3, "FAILURE", 103, 111),
     ]
     stopped = run("a", status="CANCELED", end=112, tags=TOTAL_3, steps=steps)
-    refused = run(
-        "b", root="a", status="FAILURE", created=5, tags={"passport/refused": "b deferred to x"}
-    )
+    refused = run("b", root="a", status="FAILURE", created=5, tags=refused_tag("b", "x"))
     progress = fold_month("2026-10", run_group([stopped, refused]), None, NOW)
     assert progress.run_ids == ["a"]
     assert progress.status == "CANCELED"
     assert (progress.completed, progress.failed, progress.remaining) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("job_name", "selection", "covers"),
+    [
+        ("monthly_passport_covers", None, True),
+        ("__ASSET_JOB", ["passport_covers"], True),  # launched from the asset's page
+        ("__ASSET_JOB", ["another_asset"], False),
+    ],
+)
+def test_the_backend_keeps_every_run_of_the_covers_whatever_launched_it(
+    job_name, selection, covers
+):
+    view = RunView("a", "a", "SUCCESS", 0.0, 1.0, 2.0, {}, [], job_name, selection)
+    assert view.runs_the_covers is covers

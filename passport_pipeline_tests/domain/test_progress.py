@@ -6,6 +6,7 @@ from passport_pipeline.domain.progress import (
     StepEventKind,
     compute_progress,
     cover_step_intervals,
+    failure_kind,
     in_flight,
     progress_line,
     steady_window,
@@ -187,3 +188,18 @@ def test_stopped_users_are_remaining_until_a_later_run_decides_them():
     done = compute_progress(4, later, started_at=0.0, ended_at=10.0)
     assert (done.completed, done.failed, done.remaining, done.percent) == (3, 1, 0, 100)
     assert done.stopped == 0
+
+
+@pytest.mark.parametrize(
+    ("facts", "kind"),
+    [
+        ({}, StepEventKind.FAILURE),
+        ({"started": False}, StepEventKind.STOPPED),  # never started (GraphQL's step stats)
+        ({"interrupted": True}, StepEventKind.STOPPED),  # Ctrl-C, Terminate, never started
+        ({"markers": {"canceled": True}}, StepEventKind.STOPPED),
+        ({"markers": ["halted", "user_id"]}, StepEventKind.STOPPED),
+        ({"markers": ["user_id", "reason"]}, StepEventKind.FAILURE),
+    ],
+)
+def test_a_failed_step_is_a_stop_or_a_failure_by_one_rule(facts, kind):
+    assert failure_kind(**facts) is kind

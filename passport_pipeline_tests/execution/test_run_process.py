@@ -18,7 +18,7 @@ from passport_pipeline.execution.run_process import (
 
 
 def run_tagged(run_id: str, identity: ProcessIdentity | None) -> DagsterRun:
-    tags = {RUN_PROCESS_TAG: identity.to_tag()} if identity else {}
+    tags = identity.to_tags() if identity else {}
     return DagsterRun(job_name="monthly_passport_covers", run_id=run_id, tags=tags)
 
 

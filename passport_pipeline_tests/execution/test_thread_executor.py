@@ -30,7 +30,6 @@ from dagster import (
 )
 
 from passport_pipeline.execution.executor import thread_executor_def
-from passport_pipeline.execution.run_duties import NoDuties
 
 # The instance's python_logs handler config is a Dagster beta feature; it warns when read.
 # These tests are also the tripwires of the Dagster internals the executor runs on
@@ -88,13 +87,13 @@ def gather(results: list[dict]) -> list[dict]:
     return results
 
 
-@job(executor_def=thread_executor_def(NoDuties()))
+@job(executor_def=thread_executor_def())
 def fanout_job():
     results = fan_out().map(meet).collect()
     gather(results)
 
 
-@job(executor_def=thread_executor_def(NoDuties()))
+@job(executor_def=thread_executor_def())
 def flaky_job():
     flaky()
 
@@ -123,7 +122,7 @@ def pooled(index: int) -> dict:
             _in_pool[0] -= 1
 
 
-@job(executor_def=thread_executor_def(NoDuties()))
+@job(executor_def=thread_executor_def())
 def pooled_job():
     gather(fan_out().map(pooled).collect())
 
@@ -133,7 +132,7 @@ def noted(context) -> None:
     """An op hook, which the thread executor does not run."""
 
 
-@job(executor_def=thread_executor_def(NoDuties()))
+@job(executor_def=thread_executor_def())
 def hooked_job():
     flaky.with_hooks({noted})()
 
