@@ -92,6 +92,9 @@ class Settings:
     # month must be covered (else the overdue-month sensor alerts).
     first_month: str = "2024-01"
     month_due_day: int = 3
+    # PASSPORT_MONTH_BUDGET_USD: a month's spend above it alerts (the exporter serves it as
+    # passport_month_budget_usd for deploy/prometheus/alerts.yml); None: no budget.
+    month_budget_usd: float | None = None
 
     @property
     def local_store_root(self) -> Path:
@@ -195,6 +198,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         or 60.0,
         first_month=_month(get("PASSPORT_FIRST_MONTH", "2024-01"), "PASSPORT_FIRST_MONTH"),
         month_due_day=_due_day(get("PASSPORT_MONTH_DUE_DAY", "3")),
+        month_budget_usd=_budget(get("PASSPORT_MONTH_BUDGET_USD")),
     )
 
 
@@ -378,6 +382,12 @@ def _number(value: str, name: str) -> float:
     if number < 0:
         raise SettingsError(f"{name} cannot be negative")
     return number
+
+
+def _budget(value: str | None) -> float | None:
+    if value is None or not value.strip():
+        return None
+    return _number(value.strip(), "PASSPORT_MONTH_BUDGET_USD")
 
 
 def _positive_or_none(value: str | None, name: str) -> float | None:

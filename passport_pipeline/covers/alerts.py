@@ -251,6 +251,12 @@ def stopped_month(instance: DagsterInstance, run: DagsterRun, ui_url: str | None
     )
 
 
+def pending_channels(run: DagsterRun) -> list[str]:
+    """The alert channels that have not yet delivered the run's alert (the retry sensor's)."""
+    ledger = _ledger(run)
+    return list(ledger["pending"]) if ledger else []
+
+
 def _ledger(run: DagsterRun | None) -> dict | None:
     raw = run.tags.get(ALERTS_TAG) if run else None
     ledger = json.loads(raw) if raw else None

@@ -56,8 +56,11 @@ class PermanentImageModelError(ImageModelError):
         unusable_answer: bool = False,
         refused: bool = False,
         paid_calls: int = 0,
+        responses: list[str] | None = None,
     ):
         super().__init__(message)
+        # The class of every attempt's answer (domain/gemini_responses.py), for the metrics.
+        self.responses = list(responses or [])
         # Answers the model made before giving up (unusable ones): paid for, so in the cost.
         self.paid_calls = paid_calls
         self.reason = reason
