@@ -10,7 +10,7 @@ DEMO_MONTH ?= 2026-10
 DEMO_ENV = PASSPORT_HOME=$${PASSPORT_HOME:-$(DEMO_HOME)} \
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(DEMO_HOME)/dagster}
 
-.PHONY: install browser demo test lint dev bench clean
+.PHONY: install browser prometheus demo test lint dev bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,20 @@ browser:
 		fi; \
 	fi
 
-test: $(STAMP) browser
+# The monitoring tests run Debian's Prometheus (and its promtool) against the exporter;
+# installed here when missing (as root), as Chromium is.
+prometheus:
+	@if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -q --no-install-recommends prometheus; \
+		else \
+			echo "The monitoring tests need Prometheus: sudo apt-get install -y prometheus" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+test: $(STAMP) browser prometheus
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
