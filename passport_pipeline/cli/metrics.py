@@ -10,6 +10,7 @@ exporter reads them all once, so its counters start where the records are (READM
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import threading
 
@@ -32,6 +33,17 @@ def open_reader() -> InstanceReader:
     return reader
 
 
+def _one_line(error: BaseException) -> str:
+    """The error and, if it wraps one (a database's), its first cause's first line."""
+    said = " ".join(str(error).split())[:400] or type(error).__name__
+    cause = error.__cause__ or error.__context__
+    while cause is not None and (cause.__cause__ or cause.__context__) is not None:
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None and str(cause).strip():
+        said += f" ({str(cause).strip().splitlines()[0][:300]})"
+    return said
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="default 9464")
@@ -42,11 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"metrics: {error}", file=sys.stderr)
         return 2
+    # dagster-postgres logs each retry of its connection at WARNING: the one line below says it.
+    logging.basicConfig(level=logging.ERROR)
     try:
         reader = open_reader()
     except Exception as error:  # any reason the instance cannot be read: one line, then stop
-        said = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        print(f"metrics: cannot read the Dagster instance: {said}", file=sys.stderr)
+        print(f"metrics: cannot read the Dagster instance: {_one_line(error)}", file=sys.stderr)
         return 2
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PassportCollector(reader.snapshot, settings.month_budget_usd))

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import pytest
 from dagster import DagsterInstance
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from passport_pipeline.covers.asset import build_covers_asset
 from passport_pipeline.covers.policies import cover_retry_policy
+from passport_pipeline.metrics.exposition import PassportCollector
 from passport_pipeline.metrics.reader import InstanceReader
 from passport_pipeline.resources.gemini import GeminiImageModel
 from passport_pipeline_tests.support.dataset import UserRow, october, write_dataset
@@ -85,3 +88,22 @@ def test_a_month_is_read_as_the_fake_saw_it_and_a_restart_reads_the_same(
         assert snapshot.months["2026-10"]["covered"] == 3
     assert again.last_success["2026-10"] > seen.last_success["2026-10"]
     assert restarted.last_success == again.last_success
+    assert_bounded_labels(again)
+
+
+def assert_bounded_labels(snapshot) -> None:
+    """No label of any sample grows with the users (or runs): only months, states, paths,
+    classes, pools, batches and the histogram's buckets."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PassportCollector(lambda: snapshot, budget_usd=None))
+    text = generate_latest(registry).decode()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    assert {name for s in samples for name in s.labels} == {
+        "month",
+        "state",
+        "path",
+        "class",
+        "pool",
+        "le",
+    }
+    assert "user" not in text.replace("passport_month_users", "")
