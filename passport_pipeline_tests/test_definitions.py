@@ -156,11 +156,20 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
         ({"GEMINI_READ_TIMEOUT_S": "-1"}, "GEMINI_READ_TIMEOUT_S cannot be negative"),
         ({"GEMINI_CONNECT_TIMEOUT_S": "soon"}, "GEMINI_CONNECT_TIMEOUT_S='soon' is not a number"),
         ({"PASSPORT_MAX_IMAGE_BYTES": "20MB"}, "PASSPORT_MAX_IMAGE_BYTES='20MB' is not a whole"),
+        ({"PASSPORT_MONTH_BUDGET_USD": "-5"}, "PASSPORT_MONTH_BUDGET_USD cannot be negative"),
     ],
 )
 def test_bad_settings_name_the_variable(env, message):
     with pytest.raises(SettingsError, match=message):
         load_settings(env)
+
+
+@pytest.mark.parametrize(("value", "budget"), [(None, None), ("", None), (" 120.5 ", 120.5)])
+def test_the_month_budget_is_optional(tmp_path, value, budget):
+    env = {"PASSPORT_HOME": str(tmp_path)}
+    if value is not None:
+        env["PASSPORT_MONTH_BUDGET_USD"] = value
+    assert load_settings(env).month_budget_usd == budget
 
 
 @pytest.mark.parametrize(
