@@ -10,12 +10,14 @@ its own process answering after ``--latency`` seconds, and the exporter
 ``dagster job execute`` of N users; the bench scrapes ``/metrics`` every ``--interval`` seconds
 while it runs and 20 times after it, then restarts the exporter (which reads the whole
 history once) and scrapes 20 times more. Printed: ms per scrape (median, p95, max) in each
-phase, and whether the scrape time after each month grows with the months behind it.
+phase, with the exporter's own CPU per scrape (the wall time includes waiting for a CPU on a
+busy machine), and whether the scrape time after each month grows with the months behind it.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -49,6 +52,11 @@ def scrape(url: str, month: str) -> tuple[float, float]:
             }:
                 covered = sample.value
     return took, covered
+
+
+def cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def figures(times: list[float]) -> str:
@@ -86,6 +94,7 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=50)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between scrapes")
     parser.add_argument("--instance-url", help="an empty PostgreSQL database for the instance")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, instance)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="metrics-bench-"))
@@ -109,31 +118,38 @@ def main() -> int:
     )
     after_each: list[float] = []
     try:
-        with exporter(deployment.env, root / "exporter.log") as url:
+        with exporter(deployment.env, root / "exporter.log") as metrics:
+            url, cpu = metrics.url, psutil.Process(metrics.pid)
             for month in ["2026-10"] * args.months:
                 during: list[float] = []
                 run = deployment.start(*deployment.month_command(month))
+                used = cpu_s(cpu)
                 while run.poll() is None:
                     took = scrape(url, month)[0]
                     during.append(took)
                     time.sleep(max(0.0, args.interval - took / 1000))
+                during_cpu = (cpu_s(cpu) - used) * 1000 / max(1, len(during))
                 assert run.returncode == 0, run.communicate()[0][-3000:]
+                used = cpu_s(cpu)
                 after = [scrape(url, month)[0] for _ in range(AFTER_SCRAPES)]
+                after_cpu = (cpu_s(cpu) - used) * 1000 / AFTER_SCRAPES
                 served = scrape(url, month)[1]
                 after_each.append(statistics.median(after))
                 # A second run of the month reuses its covers: history grows, nothing is paid.
                 print(f"run {len(after_each)} of the month ({served:.0f} covered)")
-                print(f"  during the run  {figures(during)}")
-                print(f"  after the run   {figures(after)}")
+                print(f"  during the run  {figures(during)}  exporter CPU {during_cpu:.1f} ms")
+                print(f"  after the run   {figures(after)}  exporter CPU {after_cpu:.1f} ms")
         started = time.perf_counter()
-        with exporter(deployment.env, root / "exporter-restarted.log") as url:
+        with exporter(deployment.env, root / "exporter-restarted.log") as metrics:
             first = (time.perf_counter() - started) * 1000
-            again = [scrape(url, "2026-10")[0] for _ in range(AFTER_SCRAPES)]
+            again = [scrape(metrics.url, "2026-10")[0] for _ in range(AFTER_SCRAPES)]
         print(f"restarted: start and first full read {first:.0f} ms (the whole history, once)")
         print(f"  after restart   {figures(again)}")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
     growth = after_each[-1] / after_each[0] if len(after_each) > 1 else 1.0
     print(
         "median scrape after each month: "

@@ -44,8 +44,8 @@ def test_prometheus_holds_the_months_covered_users_and_paid_images_the_fake_coun
     gemini.latency_s = 1.0
     month = 'month="2026-10"'
     with (
-        exporter(deployment.env, tmp_path / "exporter.log") as metrics_url,
-        prometheus(tmp_path / "prometheus", urlparse(metrics_url).netloc) as server,
+        exporter(deployment.env, tmp_path / "exporter.log") as metrics,
+        prometheus(tmp_path / "prometheus", urlparse(metrics.url).netloc) as server,
         deployment.instance() as instance,
     ):
         results = []

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -38,9 +39,15 @@ def _get(url: str) -> requests.Response | None:
         return None
 
 
+@dataclass(frozen=True)
+class Exporter:
+    url: str  # its /metrics
+    pid: int
+
+
 @contextmanager
-def exporter(env: dict[str, str], log: Path) -> Iterator[str]:
-    """The exporter on a free port; its /metrics URL once it answers."""
+def exporter(env: dict[str, str], log: Path) -> Iterator[Exporter]:
+    """The exporter on a free port, once it answers."""
     port = free_port()
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -58,7 +65,7 @@ def exporter(env: dict[str, str], log: Path) -> Iterator[str]:
             "the exporter answering",
         )
         assert process.poll() is None, log.read_text()
-        yield url
+        yield Exporter(url, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)
