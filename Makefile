@@ -10,7 +10,7 @@ DEMO_MONTH ?= 2026-10
 DEMO_ENV = PASSPORT_HOME=$${PASSPORT_HOME:-$(DEMO_HOME)} \
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(DEMO_HOME)/dagster}
 
-.PHONY: install browser prometheus demo test lint dev bench clean
+.PHONY: install browser demo test lint dev bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,7 @@ browser:
 
 # The monitoring tests run Debian's Prometheus (and its promtool) against the exporter;
 # installed here when missing (as root), as Chromium is.
+.PHONY: prometheus
 prometheus:
 	@if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then \
 		if [ "$$(id -u)" = 0 ]; then \

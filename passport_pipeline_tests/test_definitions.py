@@ -152,11 +152,11 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
         ({"PASSPORT_EXECUTOR": "forks"}, "PASSPORT_EXECUTOR='forks' is not one of"),
         ({"PASSPORT_FALLBACK_TO_LOCAL": "maybe"}, "not true or false"),
         ({"GEMINI_PRICE_PER_IMAGE_USD": "cheap"}, "not a number"),
+        ({"PASSPORT_MONTH_BUDGET_USD": "-5"}, "PASSPORT_MONTH_BUDGET_USD cannot be negative"),
         ({"GEMINI_REQUEST_DEADLINE_S": "0"}, "GEMINI_REQUEST_DEADLINE_S must be more than 0"),
         ({"GEMINI_READ_TIMEOUT_S": "-1"}, "GEMINI_READ_TIMEOUT_S cannot be negative"),
         ({"GEMINI_CONNECT_TIMEOUT_S": "soon"}, "GEMINI_CONNECT_TIMEOUT_S='soon' is not a number"),
         ({"PASSPORT_MAX_IMAGE_BYTES": "20MB"}, "PASSPORT_MAX_IMAGE_BYTES='20MB' is not a whole"),
-        ({"PASSPORT_MONTH_BUDGET_USD": "-5"}, "PASSPORT_MONTH_BUDGET_USD cannot be negative"),
     ],
 )
 def test_bad_settings_name_the_variable(env, message):

@@ -31,6 +31,7 @@ from passport_pipeline.covers.alerts import pending_channels
 from passport_pipeline.covers.batch_ledger import BatchRecord, fold_batches, ledger_entries
 from passport_pipeline.covers.names import COVERS_ASSET, PARTITION_TAG, is_covers_run, user_of_step
 from passport_pipeline.covers.progress import PROGRESS_EVENT_TYPES, planned_total_of, step_event_of
+from passport_pipeline.domain.gemini_responses import tally_from_metadata
 from passport_pipeline.metrics.facts import (
     Histogram,
     MonthFacts,
@@ -169,7 +170,7 @@ class InstanceReader:
                 facts.paid[path] += 1
             if (latency := generation_latency(metadata)) is not None:
                 self.latency.observe(latency)
-            self.responses.update(failure_responses(metadata, ""))
+            self.responses.update(tally_from_metadata(metadata))
         elif dagster_event.event_type in (
             DagsterEventType.STEP_FAILURE,
             DagsterEventType.STEP_UP_FOR_RETRY,

@@ -55,18 +55,18 @@ class PermanentImageModelError(ImageModelError):
         halts_run: bool = False,
         unusable_answer: bool = False,
         refused: bool = False,
-        paid_calls: int = 0,
         responses: list[str] | None = None,
+        paid_calls: int = 0,
     ):
         super().__init__(message)
-        # The class of every attempt's answer (domain/gemini_responses.py), for the metrics.
-        self.responses = list(responses or [])
         # Answers the model made before giving up (unusable ones): paid for, so in the cost.
         self.paid_calls = paid_calls
         self.reason = reason
         self.refused = refused
         self.halts_run = halts_run
         self.unusable_answer = unusable_answer
+        # The class of every attempt's answer (domain/gemini_responses.py), for the metrics.
+        self.responses = list(responses or [])
 
 
 class ImageModel(ConfigurableResource):
