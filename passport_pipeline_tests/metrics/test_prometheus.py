@@ -4,7 +4,6 @@ what Prometheus then holds for the month is what the fake itself counted."""
 from __future__ import annotations
 
 import threading
-from urllib.parse import urlparse
 
 import pytest
 
@@ -12,7 +11,7 @@ from passport_pipeline.covers.asset import build_covers_asset
 from passport_pipeline.covers.policies import cover_retry_policy
 from passport_pipeline.resources.gemini import GeminiImageModel
 from passport_pipeline_tests.support.dataset import UserRow, october, write_dataset
-from passport_pipeline_tests.support.deployment import Deployment
+from passport_pipeline_tests.support.deployment import Deployment, free_port
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
 from passport_pipeline_tests.support.launch import local_resources_for, materialize_month
 from passport_pipeline_tests.support.prometheus import exporter, prometheus, until
@@ -43,11 +42,13 @@ def test_prometheus_holds_the_months_covered_users_and_paid_images_the_fake_coun
     # Each call takes a second: Prometheus, scraping every second, sees users in flight.
     gemini.latency_s = 1.0
     month = 'month="2026-10"'
+    port = free_port()
     with (
-        exporter(deployment.env, tmp_path / "exporter.log") as metrics,
-        prometheus(tmp_path / "prometheus", urlparse(metrics.url).netloc) as server,
+        prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}") as server,
+        exporter(deployment.env, tmp_path / "exporter.log", port),
         deployment.instance() as instance,
     ):
+        server.wait_scraped()
         results = []
         run = threading.Thread(
             target=lambda: results.append(materialize_month(covers, resources, instance, "2026-10"))

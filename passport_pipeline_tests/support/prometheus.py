@@ -46,9 +46,9 @@ class Exporter:
 
 
 @contextmanager
-def exporter(env: dict[str, str], log: Path) -> Iterator[Exporter]:
-    """The exporter on a free port, once it answers."""
-    port = free_port()
+def exporter(env: dict[str, str], log: Path, port: int | None = None) -> Iterator[Exporter]:
+    """The exporter on ``port`` (else a free one), once it answers."""
+    port = port or free_port()
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "passport_pipeline.cli.metrics", "--port", str(port)],
@@ -73,7 +73,9 @@ def exporter(env: dict[str, str], log: Path) -> Iterator[Exporter]:
 
 @contextmanager
 def prometheus(root: Path, target: str) -> Iterator[Prometheus]:
-    """Prometheus scraping ``target`` (host:port) every second; stopped on the way out."""
+    """Prometheus scraping ``target`` (host:port) every second, once it is ready; stopped on
+    the way out. Start it before the target: it hands new targets to its scrapers only every
+    few seconds (its discovery reload), so the two start-ups overlap."""
     if not PROMETHEUS.exists():
         raise RuntimeError(f"{PROMETHEUS} not found: install it with `{INSTALL}`")
     root.mkdir(parents=True, exist_ok=True)
@@ -112,6 +114,10 @@ class Prometheus:
     def ready(self) -> bool:
         answer = _get(f"{self.url}/-/ready")
         return answer is not None and answer.ok
+
+    def wait_scraped(self) -> None:
+        """Until the target has been scraped: what a test then does is seen."""
+        until(lambda: self.query("up") == 1, 60, "Prometheus scraping its target")
 
     def query(self, expr: str) -> float | None:
         """The value of a query that gives one sample; None while it gives none."""
