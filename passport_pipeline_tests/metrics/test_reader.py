@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from passport_pipeline.covers.asset import build_covers_asset
+from passport_pipeline.covers.batch_ledger import BatchRecord, record_batch
 from passport_pipeline.covers.policies import cover_retry_policy
 from passport_pipeline.metrics.exposition import PassportCollector
 from passport_pipeline.metrics.reader import InstanceReader
@@ -107,3 +108,24 @@ def assert_bounded_labels(snapshot) -> None:
         "le",
     }
     assert "user" not in text.replace("passport_month_users", "")
+
+
+def test_a_months_open_batches_are_served_until_their_results_run_takes_them(
+    instance: DagsterInstance,
+):
+    # The ledger's entries as the batch poller writes them (the sensor's runless observations).
+    record = BatchRecord("batches/abc123", "2026-10", "JOB_STATE_PENDING", user_ids=[1, 2])
+    record_batch(instance, record, first=True)
+    reader = InstanceReader(instance)
+    [pending] = reader.snapshot().batches
+    assert (pending.month, pending.name, pending.state) == (
+        "2026-10",
+        "batches/abc123",
+        "JOB_STATE_PENDING",
+    )
+    record.state = "JOB_STATE_RUNNING"
+    record_batch(instance, record)
+    assert [b.state for b in reader.snapshot().batches] == ["JOB_STATE_RUNNING"]
+    record_batch(instance, record, closed=True)
+    assert reader.snapshot().batches == []
+    assert InstanceReader(instance).snapshot().batches == []  # and so after a restart
