@@ -61,6 +61,21 @@ dev: $(STAMP)
 	@$(DEMO_ENV) sh -c 'mkdir -p "$$DAGSTER_HOME" && cp dagster.yaml "$$DAGSTER_HOME/dagster.yaml"'
 	$(DEMO_ENV) $(BIN)/dagster dev
 
+# The monitoring tests run Debian's Prometheus (and its promtool) against the exporter;
+# installed here when missing (as root), as Chromium is.
+.PHONY: prometheus
+prometheus:
+	@if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -q --no-install-recommends prometheus; \
+		else \
+			echo "The monitoring tests need Prometheus: sudo apt-get install -y prometheus" >&2; \
+			exit 1; \
+		fi; \
+	fi
+test: prometheus
+
 bench: $(STAMP)
 	$(BIN)/python bench/run_bench.py
 

@@ -80,6 +80,9 @@ class Settings:
     gemini_batch_price_per_image_usd: float = 0.0195
     gemini_batch_inline_limit_bytes: int = 20_000_000
     batch_poll_interval_s: float = 60.0
+    # PASSPORT_MONTH_BUDGET_USD: a month's spend above it alerts (the exporter serves it as
+    # passport_month_budget_usd for deploy/prometheus/alerts.yml); None: no budget.
+    month_budget_usd: float | None = None
     # celery: the broker's and result backend's URLs may hold passwords, so only whether the
     # backend is set is kept here; the executor and the worker read them as EnvVar.
     celery_backend_in_env: bool = False
@@ -180,6 +183,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         gemini_batch_price_per_image_usd=_number(
             get("GEMINI_BATCH_PRICE_PER_IMAGE_USD", "0.0195"), "GEMINI_BATCH_PRICE_PER_IMAGE_USD"
         ),
+        month_budget_usd=_budget(get("PASSPORT_MONTH_BUDGET_USD")),
         # The Batch API guide: inline requests while "the total request size [is] under 20MB".
         gemini_batch_inline_limit_bytes=_integer(
             get("GEMINI_BATCH_INLINE_LIMIT_BYTES", "20000000"), "GEMINI_BATCH_INLINE_LIMIT_BYTES"
@@ -394,6 +398,12 @@ def _number(value: str, name: str) -> float:
     if number < 0:
         raise SettingsError(f"{name} cannot be negative")
     return number
+
+
+def _budget(value: str | None) -> float | None:
+    if value is None or not value.strip():
+        return None
+    return _number(value.strip(), "PASSPORT_MONTH_BUDGET_USD")
 
 
 def _positive_or_none(value: str | None, name: str) -> float | None:

@@ -152,6 +152,7 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
         ({"PASSPORT_EXECUTOR": "forks"}, "PASSPORT_EXECUTOR='forks' is not one of"),
         ({"PASSPORT_FALLBACK_TO_LOCAL": "maybe"}, "not true or false"),
         ({"GEMINI_PRICE_PER_IMAGE_USD": "cheap"}, "not a number"),
+        ({"PASSPORT_MONTH_BUDGET_USD": "-5"}, "PASSPORT_MONTH_BUDGET_USD cannot be negative"),
         ({"GEMINI_REQUEST_DEADLINE_S": "0"}, "GEMINI_REQUEST_DEADLINE_S must be more than 0"),
         ({"GEMINI_READ_TIMEOUT_S": "-1"}, "GEMINI_READ_TIMEOUT_S cannot be negative"),
         ({"GEMINI_CONNECT_TIMEOUT_S": "soon"}, "GEMINI_CONNECT_TIMEOUT_S='soon' is not a number"),
@@ -163,6 +164,14 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
 def test_bad_settings_name_the_variable(env, message):
     with pytest.raises(SettingsError, match=message):
         load_settings(env)
+
+
+@pytest.mark.parametrize(("value", "budget"), [(None, None), ("", None), (" 120.5 ", 120.5)])
+def test_the_month_budget_is_optional(tmp_path, value, budget):
+    env = {"PASSPORT_HOME": str(tmp_path)}
+    if value is not None:
+        env["PASSPORT_MONTH_BUDGET_USD"] = value
+    assert load_settings(env).month_budget_usd == budget
 
 
 @pytest.mark.parametrize(

@@ -273,6 +273,12 @@ def stopped_month(
     )
 
 
+def pending_channels(run: DagsterRun) -> list[str]:
+    """The alert channels that have not yet delivered the run's alert (the retry sensor's)."""
+    ledger = _ledger(run)
+    return list(ledger["pending"]) if ledger else []
+
+
 def _ledger(run: DagsterRun | None) -> dict | None:
     # Re-executions copy their parent's tags: a ledger of another run is not this run's.
     return own_state(run.tags, ALERTS_TAG, run.run_id) if run else None

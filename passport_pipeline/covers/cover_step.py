@@ -11,6 +11,7 @@ from passport_pipeline.covers.cover_need import Need, cover_need
 from passport_pipeline.covers.names import GEMINI_POOL, HALT_TAG
 from passport_pipeline.covers.quota_resume import record_quota_halt
 from passport_pipeline.domain.breaker import HALT_AFTER_UNUSABLE, halt_reason
+from passport_pipeline.domain.gemini_responses import tally_metadata
 from passport_pipeline.domain.images import inspect_image
 from passport_pipeline.domain.keys import cover_key
 from passport_pipeline.domain.months import Month
@@ -159,9 +160,8 @@ def _refused(
     said = f"user {task.user_id}: refused by the image model: {error} ({error.reason})"
     context.log.warning(said)
     record = CoverRecord(task.user_id, task.month, CoverStatus.REFUSED, reason=error.reason)
-    return Output(
-        record, metadata={"status": record.status.value, "reason": error.reason, "said": said}
-    )
+    metadata = {"status": record.status.value, "reason": error.reason, "said": said}
+    return Output(record, metadata={**metadata, **tally_metadata(error.responses)})
 
 
 def _failure(
@@ -179,7 +179,7 @@ def _failure(
         reason = record_unusable_and_check(context, task.month, task.user_id, error.reason)
         if reason is not None:
             _halt_run(context, halt_reason(reason, HALT_AFTER_UNUSABLE, said))
-    metadata = {"user_id": task.user_id, "reason": error.reason}
+    metadata = {"user_id": task.user_id, "reason": error.reason, **tally_metadata(error.responses)}
     if error.paid_calls:
         # Unusable answers are still answers: the month's cost counts them (covers/progress.py).
         price = float(getattr(image_model, "price_per_image_usd", 0.0))

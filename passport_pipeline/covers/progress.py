@@ -51,6 +51,8 @@ _KINDS = {
     DagsterEventType.STEP_UP_FOR_RETRY: StepEventKind.RETRY,
     DagsterEventType.STEP_FAILURE: StepEventKind.FAILURE,
 }
+# What progress reads from a run's event log: its users' step events and the planned total.
+PROGRESS_EVENT_TYPES = frozenset({*_KINDS, DagsterEventType.ASSET_OBSERVATION})
 
 
 def latest_run_id(instance: DagsterInstance, month: Month) -> str | None:
@@ -125,28 +127,12 @@ def _progress_of(
     events: list[StepEvent] = []
     total: int | None = None
     for one_run_id in run_ids:
-        for entry in instance.all_logs(
-            one_run_id, of_type={*_KINDS, DagsterEventType.ASSET_OBSERVATION}
-        ):
-            event = entry.dagster_event
-            if event.event_type is DagsterEventType.ASSET_OBSERVATION:
-                metadata = event.asset_observation_data.asset_observation.metadata
-                listed_only = "listed_only" in metadata and metadata["listed_only"].value
-                if "total" in metadata and not (whole_month_total and listed_only):
-                    total = int(metadata["total"].value)
-                continue
-            user = user_of_step(event.step_key)
-            if user is None:
-                continue
-            kind, status, cost = _KINDS[event.event_type], None, 0.0
-            if event.event_type is DagsterEventType.STEP_OUTPUT:
-                metadata = event.step_output_data.metadata
-                status = metadata["status"].value if "status" in metadata else None
-                if "estimated_cost_usd" in metadata:
-                    cost = float(metadata["estimated_cost_usd"].value)
-            elif event.event_type is DagsterEventType.STEP_FAILURE:
-                kind, cost = _failure_kind(event.step_failure_data)
-            events.append(StepEvent(user, kind, entry.timestamp, status, cost))
+        for entry in instance.all_logs(one_run_id, of_type=set(PROGRESS_EVENT_TYPES)):
+            planned = planned_total_of(entry, whole_month_total)
+            if planned is not None:
+                total = planned
+            elif (event := step_event_of(entry)) is not None:
+                events.append(event)
     records = instance.get_run_records(RunsFilter(run_ids=run_ids)) if run_ids else []
     starts = [r.start_time for r in records if r.start_time]
     finished = all(r.end_time for r in records)
@@ -154,6 +140,38 @@ def _progress_of(
     ended_at = max(r.end_time for r in records) if finished and records else time.time()
     progress = compute_progress(total, events, started_at, ended_at)
     return progress, in_flight(cover_step_intervals(events))
+
+
+def planned_total_of(entry, whole_month_total: bool) -> int | None:
+    """The planned total an event log entry records (``month_users``'s observation), if any; a
+    run of listed users plans no month's total (``whole_month_total``)."""
+    event = entry.dagster_event
+    if event is None or event.event_type is not DagsterEventType.ASSET_OBSERVATION:
+        return None
+    metadata = event.asset_observation_data.asset_observation.metadata
+    listed_only = "listed_only" in metadata and metadata["listed_only"].value
+    if "total" in metadata and not (whole_month_total and listed_only):
+        return int(metadata["total"].value)
+    return None
+
+
+def step_event_of(entry) -> StepEvent | None:
+    """A user's cover step event as progress counts it; None for any other entry."""
+    event = entry.dagster_event
+    if event is None or event.event_type not in _KINDS:
+        return None
+    user = user_of_step(event.step_key)
+    if user is None:
+        return None
+    kind, status, cost = _KINDS[event.event_type], None, 0.0
+    if event.event_type is DagsterEventType.STEP_OUTPUT:
+        metadata = event.step_output_data.metadata
+        status = metadata["status"].value if "status" in metadata else None
+        if "estimated_cost_usd" in metadata:
+            cost = float(metadata["estimated_cost_usd"].value)
+    elif event.event_type is DagsterEventType.STEP_FAILURE:
+        kind, cost = _failure_kind(event.step_failure_data)
+    return StepEvent(user, kind, entry.timestamp, status, cost)
 
 
 def _failure_kind(failure) -> tuple[StepEventKind, float]:

@@ -44,6 +44,7 @@ from tenacity import (
 from passport_pipeline import stop_signal
 from passport_pipeline.domain import gemini_protocol as protocol
 from passport_pipeline.domain.gemini_protocol import GeminiImage, Verdict
+from passport_pipeline.domain.gemini_responses import OK, response_class, tally_metadata, tally_text
 from passport_pipeline.domain.images import DEFAULT_MAX_IMAGE_BYTES
 from passport_pipeline.domain.pacing import START_RATE, START_WIDTH
 from passport_pipeline.domain.records import CoverRequest, GeneratedImage
@@ -81,6 +82,7 @@ class _AttemptFailed(Exception):
         self.attempts = 1
         self.first_unusable: Verdict | None = None  # an earlier answer that was no image
         self.unusable_answers = 0  # answers the model made (and were paid) that were no image
+        self.responses: list[str] = []  # the class of every attempt (domain/gemini_responses.py)
 
 
 class GeminiImageModel(ImageModel):
@@ -156,7 +158,7 @@ class GeminiImageModel(ImageModel):
         started = time.monotonic()
         body = protocol.build_generate_body(request.prompt, self.aspect_ratio)
         try:
-            image, attempts = self._call_with_retries(
+            image, responses = self._call_with_retries(
                 "POST", f"models/{self.model}:generateContent", body, go_ahead
             )
         except _AttemptFailed as failed:
@@ -167,10 +169,13 @@ class GeminiImageModel(ImageModel):
                     reason=unusable.reason,
                     unusable_answer=True,
                     paid_calls=failed.unusable_answers,
+                    responses=failed.responses,
                 ) from None
             if verdict.transient:
+                # Dagster retries the step without metadata: the message carries the tally.
                 raise TransientImageModelError(
-                    f"{verdict.message} (gave up after {failed.attempts} attempts)"
+                    f"{verdict.message} (gave up after {failed.attempts} attempts; "
+                    f"{tally_text(failed.responses)})"
                 ) from None
             if verdict.status_code == 200 and self.fallback_to_local:
                 return self._fallback(request, verdict, failed.attempts)
@@ -182,10 +187,12 @@ class GeminiImageModel(ImageModel):
                 retry_delay_s=verdict.retry_delay_s if verdict.daily_quota else None,
                 # A 200 without an image that is not garbage: the model declined the prompt.
                 refused=verdict.status_code == 200,
+                responses=failed.responses,
             ) from None
         assert isinstance(image, GeminiImage)  # a POST answer is always read as an image
         metadata: dict[str, str | int | float | bool] = {
-            "attempts": attempts,
+            "attempts": len(responses),
+            **tally_metadata(responses),
             "latency_s": round(time.monotonic() - started, 3),
             "model_version": image.model_version or self.model,
             "estimated_cost_usd": self.price_per_image_usd,
@@ -239,8 +246,9 @@ class GeminiImageModel(ImageModel):
         path: str,
         body: dict[str, Any] | None,
         go_ahead: Callable[[], None] | None = None,
-    ) -> tuple[GeminiImage | dict, int]:
-        """One call, retried by tenacity while the verdict is transient: (answer, attempts)."""
+    ) -> tuple[GeminiImage | dict, list[str]]:
+        """One call, retried by tenacity while the verdict is transient: (answer, the class of
+        each attempt's answer)."""
         # Exponential backoff plus up to one initial backoff of jitter. (Composed, because
         # wait_exponential_jitter's argument names differ across tenacity 9.x releases.)
         backoff = wait_exponential(
@@ -269,6 +277,7 @@ class GeminiImageModel(ImageModel):
 
         count = 0
         unusable: list[Verdict] = []
+        responses: list[str] = []
 
         def attempt() -> GeminiImage | dict:
             nonlocal count
@@ -290,6 +299,7 @@ class GeminiImageModel(ImageModel):
             try:
                 answer = self._call_once(method, path, body)
                 outcome = Outcome.USABLE
+                responses.append(OK)
                 return answer
             except _AttemptFailed as failed:
                 failed.attempts = count
@@ -297,6 +307,8 @@ class GeminiImageModel(ImageModel):
                 failed.first_unusable = unusable[0] if unusable else None
                 outcome, quota_value = _pace_outcome(failed.verdict), failed.verdict.quota_value
                 failed.unusable_answers = len(unusable)
+                responses.append(response_class(failed.verdict))
+                failed.responses = list(responses)
                 raise
             finally:
                 if call_id is not None:
@@ -317,12 +329,12 @@ class GeminiImageModel(ImageModel):
         )
         pacer = self._pacer if body is not None else None  # the preflight is free
         if pacer is None:
-            return retrying(attempt), count
+            return retrying(attempt), responses
         # A place in the run's width for this user, held across all its attempts: a broken
         # model's answers end users (and so halt the run) before more users are asked.
         place = pacer.enter()
         try:
-            return retrying(attempt), count
+            return retrying(attempt), responses
         finally:
             pacer.leave(place)
 

@@ -58,6 +58,7 @@ class PermanentImageModelError(ImageModelError):
         halts_run: bool = False,
         unusable_answer: bool = False,
         refused: bool = False,
+        responses: list[str] | None = None,
         paid_calls: int = 0,
         daily_quota: bool = False,
         retry_delay_s: float | None = None,
@@ -71,6 +72,8 @@ class PermanentImageModelError(ImageModelError):
         self.refused = refused
         self.halts_run = halts_run
         self.unusable_answer = unusable_answer
+        # The class of every attempt's answer (domain/gemini_responses.py), for the metrics.
+        self.responses = list(responses or [])
 
 
 class ImageModel(ConfigurableResource):

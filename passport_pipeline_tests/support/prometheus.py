@@ -1,0 +1,128 @@
+"""Debian's Prometheus for the monitoring tests: a server of its own on a free port of
+127.0.0.1 scraping one target every second, asked through its HTTP API; and the exporter
+(``python -m passport_pipeline.cli.metrics``) as an operator starts it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from passport_pipeline_tests.support.deployment import REPO, free_port
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+INSTALL = "make prometheus (apt-get install -y prometheus, as root)"
+
+
+def until(condition: Callable[[], object], timeout: float, waiting_for: str, poll: float = 0.2):
+    """``condition``'s first truthy answer, asked every ``poll`` seconds for ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = condition()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{waiting_for}: not within {timeout} s (last: {answer!r})")
+        time.sleep(poll)
+
+
+def _get(url: str) -> requests.Response | None:
+    try:
+        return requests.get(url, timeout=5)
+    except requests.RequestException:
+        return None
+
+
+@dataclass(frozen=True)
+class Exporter:
+    url: str  # its /metrics
+    pid: int
+
+
+@contextmanager
+def exporter(env: dict[str, str], log: Path, port: int | None = None) -> Iterator[Exporter]:
+    """The exporter on ``port`` (else a free one), once it answers."""
+    port = port or free_port()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "passport_pipeline.cli.metrics", "--port", str(port)],
+            cwd=REPO,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        until(
+            lambda: process.poll() is not None or ((r := _get(url)) is not None and r.ok),
+            60,
+            "the exporter answering",
+        )
+        assert process.poll() is None, log.read_text()
+        yield Exporter(url, process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextmanager
+def prometheus(root: Path, target: str) -> Iterator[Prometheus]:
+    """Prometheus scraping ``target`` (host:port) every second, once it is ready; stopped on
+    the way out. Start it before the target: it hands new targets to its scrapers only every
+    few seconds (its discovery reload), so the two start-ups overlap."""
+    if not PROMETHEUS.exists():
+        raise RuntimeError(f"{PROMETHEUS} not found: install it with `{INSTALL}`")
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        f"  - job_name: passport\n    static_configs: [{{targets: ['{target}']}}]\n"
+    )
+    port = free_port()
+    with (root / "prometheus.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                str(PROMETHEUS),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={root / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Prometheus(f"http://127.0.0.1:{port}")
+    try:
+        until(lambda: process.poll() is not None or server.ready(), 60, "Prometheus being ready")
+        assert process.poll() is None, (root / "prometheus.log").read_text()[-3000:]
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+class Prometheus:
+    def __init__(self, url: str):
+        self.url = url
+
+    def ready(self) -> bool:
+        answer = _get(f"{self.url}/-/ready")
+        return answer is not None and answer.ok
+
+    def wait_scraped(self) -> None:
+        """Until the target has been scraped: what a test then does is seen."""
+        until(lambda: self.query("up") == 1, 60, "Prometheus scraping its target")
+
+    def query(self, expr: str) -> float | None:
+        """The value of a query that gives one sample; None while it gives none."""
+        answer = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        answer.raise_for_status()
+        result = answer.json()["data"]["result"]
+        assert len(result) <= 1, result
+        return float(result[0]["value"][1]) if result else None
