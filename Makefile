@@ -47,7 +47,7 @@ browser:
 # Four workers on two cores: the end-to-end tests mostly wait on their peers (a daemon's tick, the
 # fake's latency, a subprocess starting). The 15 slowest tests are printed at the end.
 PYTEST_WORKERS ?= 4
-test: $(STAMP) browser
+test: $(STAMP) browser prometheus
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
@@ -74,7 +74,6 @@ prometheus:
 			exit 1; \
 		fi; \
 	fi
-test: prometheus
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_bench.py

@@ -14,7 +14,8 @@ from passport_pipeline_tests.support.dataset import UserRow, october, write_data
 from passport_pipeline_tests.support.deployment import Deployment, free_port
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
 from passport_pipeline_tests.support.launch import local_resources_for, materialize_month
-from passport_pipeline_tests.support.prometheus import exporter, prometheus, until
+from passport_pipeline_tests.support.prometheus import exporter, prometheus
+from passport_pipeline_tests.support.waiting import wait_for
 
 API_KEY = "AIzaTEST-prometheus-key-0001112223334"
 PRICE = 0.039
@@ -55,17 +56,17 @@ def test_prometheus_holds_the_months_covered_users_and_paid_images_the_fake_coun
         )
         run.start()
         try:
-            until(
+            wait_for(
                 lambda: server.query("passport_gemini_in_flight > 0"),
-                60,
                 "Prometheus scraping a user in flight",
+                60,
             )
         finally:
             run.join(timeout=120)
         assert results and results[0].success
 
         covered = f'passport_month_users{{{month},state="covered"}}'
-        until(lambda: server.query(covered) == len(USERS), 30, "Prometheus scraping the end")
+        wait_for(lambda: server.query(covered) == len(USERS), "Prometheus scraping the end", 30)
         images = gemini.stats()["outcomes"]["image"]
         assert images == len(USERS)
         assert server.query(f"sum(passport_images_paid_total{{{month}}})") == images

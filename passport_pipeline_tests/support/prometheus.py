@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,21 +14,10 @@ from pathlib import Path
 import requests
 
 from passport_pipeline_tests.support.deployment import REPO, free_port
+from passport_pipeline_tests.support.waiting import wait_for
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 INSTALL = "make prometheus (apt-get install -y prometheus, as root)"
-
-
-def until(condition: Callable[[], object], timeout: float, waiting_for: str, poll: float = 0.2):
-    """``condition``'s first truthy answer, asked every ``poll`` seconds for ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = condition()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{waiting_for}: not within {timeout} s (last: {answer!r})")
-        time.sleep(poll)
 
 
 def _get(url: str) -> requests.Response | None:
@@ -59,10 +47,10 @@ def exporter(env: dict[str, str], log: Path, port: int | None = None) -> Iterato
         )
     url = f"http://127.0.0.1:{port}/metrics"
     try:
-        until(
+        wait_for(
             lambda: process.poll() is not None or ((r := _get(url)) is not None and r.ok),
-            60,
             "the exporter answering",
+            60,
         )
         assert process.poll() is None, log.read_text()
         yield Exporter(url, process.pid)
@@ -99,7 +87,7 @@ def prometheus(root: Path, target: str) -> Iterator[Prometheus]:
         )
     server = Prometheus(f"http://127.0.0.1:{port}")
     try:
-        until(lambda: process.poll() is not None or server.ready(), 60, "Prometheus being ready")
+        wait_for(lambda: process.poll() is not None or server.ready(), "Prometheus being ready", 60)
         assert process.poll() is None, (root / "prometheus.log").read_text()[-3000:]
         yield server
     finally:
@@ -117,7 +105,7 @@ class Prometheus:
 
     def wait_scraped(self) -> None:
         """Until the target has been scraped: what a test then does is seen."""
-        until(lambda: self.query("up") == 1, 60, "Prometheus scraping its target")
+        wait_for(lambda: self.query("up") == 1, "Prometheus scraping its target", 60)
 
     def query(self, expr: str) -> float | None:
         """The value of a query that gives one sample; None while it gives none."""
