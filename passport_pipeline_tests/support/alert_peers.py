@@ -58,7 +58,7 @@ class SmtpServer:
     def _smtp(self) -> SMTP:
         if self.users is None:
             return SMTP(self, hostname="127.0.0.1")
-        # Login without TLS, allowed on loopback only (as settings.py allows it).
+        # Login without TLS, allowed on loopback only (as settings/alerts.py allows it).
         return SMTP(
             self,
             hostname="127.0.0.1",
