@@ -1,9 +1,9 @@
 """The app backend's three calls, over the GraphQL API of ``dagster-webserver``.
 
     backend = PassportBackend("dagster.internal", 3000)
-    run_id = backend.launch_users("2026-10", [7, 8, 9])   # a batch for a list of users
+    run_id = backend.launch_users("2026-10", [7, 8, 9])   # a launch for a list of users
     run_id = backend.launch_month("2026-10")              # the whole month
-    progress = backend.progress("2026-10", run_id)        # the batch, across its re-executions
+    progress = backend.progress("2026-10", run_id)        # that launch, across its re-executions
 
 Launching goes through Dagster's maintained client (``dagster_graphql``); progress is one
 GraphQL query (``MONTH_QUERY``) sent with ``gql``, the library that client is built on. Each
@@ -161,7 +161,7 @@ class PassportBackend:
         return self._launch(month, {})
 
     def launch_users(self, month: str, user_ids: list[int]) -> str:
-        """Start a batch for these users' covers of ``month``; ids that name no user are
+        """Launch a run for these users' covers of ``month``; ids that name no user are
         skipped by the run and listed in its progress (``unknown_user_ids``)."""
         if not user_ids:
             # An empty list is a run for nobody; the webserver checks the ids are integers.

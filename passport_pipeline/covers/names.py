@@ -1,4 +1,9 @@
-"""The names that tie the covers together: the asset, its job, its pool, its steps and tags.
+"""The names that tie the covers together: the asset, its job, its pool, its steps, the
+partition and halt tags. Each other ``passport/*`` tag lives beside what writes it:
+``passport/progress`` (covers/progress.py), ``passport/alerts`` (covers/alerts.py),
+``passport/lane`` (covers/asset.py), ``passport/total`` and ``passport/unknown_user_count``
+(domain/month_status.py), ``passport/refused`` (domain/month_runs.py) and
+``passport/run_process`` (execution/run_process.py).
 
 The step keys of the asset's graph are ``passport_covers.month_users`` (the first step, whose
 ``users`` output fans out), ``passport_covers.generate_cover[user_7]`` (one per user) and

@@ -55,7 +55,9 @@ class MonthPlan:
     partial: bool = False
 
 
-def run_month(context: OpExecutionContext) -> Month:
+def month_of_run(context: OpExecutionContext) -> Month:
+    """The month the run covers, from its partition key; a Failure that is not retried when the
+    run has no partition or it names no month exactly."""
     if not context.has_partition_key:
         raise Failure(
             "this job runs for one month: launch it for a partition, e.g. "
@@ -99,7 +101,7 @@ def month_users(
     """Find the month's users (a visit in the month, Seoul calendar) or take the listed ones,
     check that the image model, the store and the key secret can be used at all, and fan out
     one cover step per user."""
-    month = run_month(context)
+    month = month_of_run(context)
     try:  # the executor checked already, unless this run is on Dagster's in-process executor
         claim_month(context.instance, context.run_id)
     except MonthAlreadyRunning as error:

@@ -53,7 +53,7 @@ class RunView:
 @dataclass(frozen=True)
 class MonthProgress:
     month: str
-    run_id: str  # the run group's first run: name a batch by it
+    run_id: str  # the run group's first run: name a launch by it
     run_ids: list[str]  # the run and its re-executions, oldest first
     status: str  # the latest run's status
     total: int | None  # None until the first step has found the users
