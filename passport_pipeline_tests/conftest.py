@@ -8,7 +8,11 @@ import pytest
 from dagster import DagsterInstance, instance_for_test
 
 from passport_pipeline_tests.support.launch import local_resources_for
-from passport_pipeline_tests.support.postgres import database_url, fresh_postgres_database
+from passport_pipeline_tests.support.postgres import (
+    database_url,
+    fresh_postgres_database,
+    instance_slot,
+)
 
 pytest_plugins = ["passport_pipeline_tests.support.fixtures"]
 
@@ -33,9 +37,14 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def instance_url() -> Iterator[str]:
-    """A fresh database for a Dagster instance's storage (DAGSTER_PG_URL of deploy/dagster.yaml)."""
-    with fresh_postgres_database("passport_dagster") as (name, _):
+def instance_url(tmp_path_factory) -> Iterator[str]:
+    """A fresh database for a Dagster instance's storage (DAGSTER_PG_URL of deploy/dagster.yaml),
+    held with one of the suite's PostgreSQL instance slots (``support/postgres.py``)."""
+    shared = tmp_path_factory.getbasetemp().parent / "postgres-instance-slots"
+    with (
+        instance_slot(shared),
+        fresh_postgres_database("passport_dagster") as (name, _),
+    ):
         yield database_url(name)
 
 

@@ -130,7 +130,13 @@ class PacingStore:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         else:
-            engine = create_engine(self.url, pool_size=4, max_overflow=60, pool_pre_ping=True)
+            # Every decision takes the pace row's lock, so the step threads' calls queue on it
+            # whatever the number of connections: a few, and a thread that finds them busy
+            # waits its turn (milliseconds). 50 threads each holding a connection of their own
+            # would take half of PostgreSQL's default 100 from one run.
+            engine = create_engine(
+                self.url, pool_size=2, max_overflow=6, pool_timeout=120, pool_pre_ping=True
+            )
         _create_tables(engine)
         self._engine = engine
         return engine

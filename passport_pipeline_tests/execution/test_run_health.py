@@ -155,7 +155,7 @@ def test_without_a_daemon_the_waiting_run_names_the_dead_run_and_the_command(
                         if entry.level == logging.WARNING and command in entry.user_message
                     ]
 
-            [message] = wait_for(warning, "the waiting run to warn", timeout_s=120)
+            [message] = wait_for(warning, "the waiting run to warn")
             assert gemini.generate_requests == 0  # it really was waiting
             assert f"run {killed} is still STARTED, but its process" in message
 
