@@ -13,11 +13,11 @@ from passport_pipeline.resources.gemini import GeminiImageModel
 from passport_pipeline_tests.support.dataset import UserRow, october, write_dataset
 from passport_pipeline_tests.support.deployment import Deployment, free_port
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.gemini_deployment import GEMINI_TEST_KEY, gemini_fake
 from passport_pipeline_tests.support.launch import local_resources_for, materialize_month
 from passport_pipeline_tests.support.prometheus import exporter, prometheus
 from passport_pipeline_tests.support.waiting import wait_for
 
-API_KEY = "AIzaTEST-prometheus-key-0001112223334"
 PRICE = 0.039
 USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 4)]
 covers = build_covers_asset(cover_retry_policy(delay_s=0.05))
@@ -25,8 +25,7 @@ covers = build_covers_asset(cover_retry_policy(delay_s=0.05))
 
 @pytest.fixture
 def gemini() -> FakeGemini:
-    with FakeGemini(api_keys=[API_KEY]) as server:
-        yield server
+    yield from gemini_fake()
 
 
 def test_prometheus_holds_the_months_covered_users_and_paid_images_the_fake_counted(
@@ -34,7 +33,7 @@ def test_prometheus_holds_the_months_covered_users_and_paid_images_the_fake_coun
 ):
     write_dataset(sqlite_url, USERS)
     model = GeminiImageModel(
-        api_key=API_KEY, base_url=gemini.base_url, price_per_image_usd=PRICE, pacing=False
+        api_key=GEMINI_TEST_KEY, base_url=gemini.base_url, price_per_image_usd=PRICE, pacing=False
     )
     resources = {**local_resources_for(sqlite_url, tmp_path / "store"), "image_model": model}
     deployment = Deployment.create(tmp_path / "deployment")

@@ -17,9 +17,9 @@ from passport_pipeline.metrics.reader import InstanceReader
 from passport_pipeline.resources.gemini import GeminiImageModel
 from passport_pipeline_tests.support.dataset import UserRow, october, write_dataset
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
+from passport_pipeline_tests.support.gemini_deployment import GEMINI_TEST_KEY, gemini_fake
 from passport_pipeline_tests.support.launch import local_resources_for, materialize_month
 
-API_KEY = "AIzaTEST-metrics-key-000111222333444"
 PRICE = 0.039
 USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 5)]
 covers = build_covers_asset(cover_retry_policy(delay_s=0.05))
@@ -27,15 +27,14 @@ covers = build_covers_asset(cover_retry_policy(delay_s=0.05))
 
 @pytest.fixture
 def gemini() -> FakeGemini:
-    with FakeGemini(api_keys=[API_KEY]) as server:
-        yield server
+    yield from gemini_fake()
 
 
 @pytest.fixture
 def resources(sqlite_url, tmp_path, gemini) -> dict:
     write_dataset(sqlite_url, USERS)
     model = GeminiImageModel(
-        api_key=API_KEY,
+        api_key=GEMINI_TEST_KEY,
         base_url=gemini.base_url,
         price_per_image_usd=PRICE,
         initial_backoff_s=0,
