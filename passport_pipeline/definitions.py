@@ -123,8 +123,10 @@ def build_definitions(settings: Settings) -> Definitions:
         jobs=[covers_job],
         schedules=[monthly_covers_schedule(covers_job)],
         sensors=[
-            *stopped_month_sensors(covers_job.name, settings.alerts.ui_url),
-            dead_runs_sensor(covers_job.name),
+            *stopped_month_sensors(
+                covers_job.name, settings.alerts.ui_url, settings.watch_interval_s
+            ),
+            dead_runs_sensor(covers_job.name, settings.watch_interval_s),
             overdue_month_sensor(covers_job.name, settings),
             *month_alert_sensors(
                 covers_job.name,

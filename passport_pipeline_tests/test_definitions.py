@@ -159,6 +159,7 @@ def test_production_settings_choose_gemini_and_s3_without_reading_secrets():
         ({"PASSPORT_MAX_IMAGE_BYTES": "20MB"}, "PASSPORT_MAX_IMAGE_BYTES='20MB' is not a whole"),
         ({"PASSPORT_QUOTA_RESUME_DAYS": "three"}, "PASSPORT_QUOTA_RESUME_DAYS='three' is not a"),
         ({"PASSPORT_QUOTA_RESUME_DAYS": "-1"}, r"must be from 0 \(never resume by itself\)"),
+        ({"PASSPORT_WATCH_INTERVAL_S": "0"}, "PASSPORT_WATCH_INTERVAL_S must be more than 0"),
     ],
 )
 def test_bad_settings_name_the_variable(env, message):

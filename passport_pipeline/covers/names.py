@@ -60,7 +60,9 @@ def is_covers_run(run: DagsterRun) -> bool:
     return month_runs.is_month_run(run.run_id, run.job_name, selection, run.tags)
 
 
-def covers_run_status_sensor(status: DagsterRunStatus, name: str, description: str):
+def covers_run_status_sensor(
+    status: DagsterRunStatus, name: str, description: str, interval_s: float | None = None
+):
     """A run-status sensor, on by default, that sees every run of the instance; its body keeps
     the covers' runs with ``is_covers_run``.
 
@@ -73,4 +75,6 @@ def covers_run_status_sensor(status: DagsterRunStatus, name: str, description: s
         monitor_all_code_locations=True,
         default_status=DefaultSensorStatus.RUNNING,
         description=description,
+        # None: the daemon's default for sensors (30 s).
+        minimum_interval_seconds=None if interval_s is None else max(1, int(interval_s)),
     )

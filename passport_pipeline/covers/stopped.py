@@ -19,25 +19,36 @@ from passport_pipeline.covers.progress import month_progress, run_progress
 from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 
 
-def stopped_month_sensors(job_name: str, ui_url: str | None = None) -> list[SensorDefinition]:
+def stopped_month_sensors(
+    job_name: str, ui_url: str | None = None, interval_s: float | None = None
+) -> list[SensorDefinition]:
     """One sensor for failed runs of the job, one for canceled ones; each records the run's
-    users that never started and the run's and the month's counts on its month."""
+    users that never started and the run's and the month's counts on its month (every
+    ``interval_s``; None: the daemon's default, 30 s)."""
     return [
-        _stopped_month_sensor(job_name, DagsterRunStatus.FAILURE, "failures", "failed", ui_url),
         _stopped_month_sensor(
-            job_name, DagsterRunStatus.CANCELED, "cancellations", "canceled", ui_url
+            job_name, DagsterRunStatus.FAILURE, "failures", "failed", ui_url, interval_s
+        ),
+        _stopped_month_sensor(
+            job_name, DagsterRunStatus.CANCELED, "cancellations", "canceled", ui_url, interval_s
         ),
     ]
 
 
 def _stopped_month_sensor(
-    job_name: str, status: DagsterRunStatus, name: str, label: str, ui_url: str | None
+    job_name: str,
+    status: DagsterRunStatus,
+    name: str,
+    label: str,
+    ui_url: str | None,
+    interval_s: float | None,
 ) -> SensorDefinition:
     @covers_run_status_sensor(
         status,
         f"{job_name}_{name}",
         f"Records a {label} run's never-started users, and its and its month's counts "
         "(with the run to re-execute) on the month's partition.",
+        interval_s,
     )
     def record_stopped_month(context: RunStatusSensorContext):
         run = context.dagster_run

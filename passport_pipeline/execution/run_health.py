@@ -9,8 +9,9 @@ its run STARTED, holding its slots and queued claims, and later runs wait for ev
   steps wait on a pool, warns every ``WATCH_INTERVAL_S`` (15 s) at most if the slots are held by
   a run whose process is gone, naming that run and the command that frees it (there may be no
   daemon to do it).
-- the ``…_dead_runs`` sensor (the daemon, every 30 s): fails every STARTED covers run whose
-  processes are certainly gone (``run_process.judge``) and frees its slots and claims.
+- the ``…_dead_runs`` sensor (the daemon, every 30 s: ``PASSPORT_WATCH_INTERVAL_S``): fails every
+  STARTED covers run whose processes are certainly gone (``run_process.judge``) and frees its
+  slots and claims.
 - ``python -m passport_pipeline.cli.release RUN_ID``: the same for one run, by hand.
 """
 
@@ -66,10 +67,12 @@ def release_dead_runs(instance: DagsterInstance) -> list[str]:
     return released
 
 
-def dead_runs_sensor(job_name: str):
+def dead_runs_sensor(job_name: str, interval_s: float = SENSOR_INTERVAL_S):
+    """The daemon's check for covers runs whose process is gone, every ``interval_s``."""
+
     @sensor(
         name=f"{job_name}_dead_runs",
-        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        minimum_interval_seconds=max(1, int(interval_s)),
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             "Marks failed a covers run whose process is gone (kill -9, a closed terminal, OOM) "

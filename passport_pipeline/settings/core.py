@@ -18,7 +18,13 @@ from passport_pipeline.settings.alerts import AlertSettings, alert_settings
 from passport_pipeline.settings.executors import executor_fields
 from passport_pipeline.settings.gemini import gemini_fields, image_model
 from passport_pipeline.settings.store import store_fields
-from passport_pipeline.settings.values import SettingsError, integer, month, number_or_none
+from passport_pipeline.settings.values import (
+    SettingsError,
+    integer,
+    month,
+    number_or_none,
+    seconds,
+)
 
 DEFAULT_HOME = "~/.passport_pipeline"
 
@@ -64,6 +70,8 @@ class Settings:
     month_due_day: int = 3
     # Automatic resumes of a month halted by Gemini's daily quota (0: never; a person decides).
     quota_resume_days: int = 3
+    # How often the daemon looks for runs whose process is gone and for stopped runs to record.
+    watch_interval_s: float = 30.0
 
     @property
     def local_store_root(self) -> Path:
@@ -103,6 +111,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         first_month=month(get("PASSPORT_FIRST_MONTH", "2024-01"), "PASSPORT_FIRST_MONTH"),
         month_due_day=_due_day(get("PASSPORT_MONTH_DUE_DAY", "3")),
         quota_resume_days=_resume_days(get("PASSPORT_QUOTA_RESUME_DAYS", "3")),
+        watch_interval_s=seconds(
+            get("PASSPORT_WATCH_INTERVAL_S", "30"), "PASSPORT_WATCH_INTERVAL_S"
+        ),
     )
 
 

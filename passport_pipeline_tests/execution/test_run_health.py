@@ -32,8 +32,14 @@ def deployment(tmp_path, postgres_url, instance_url) -> Deployment:
     visits = [(2, october(10)), (3, october(10).replace(month=9))]
     write_dataset(postgres_url, [UserRow(i, visits=visits) for i in range(1, USERS + 1)])
     # Each test points GEMINI_BASE_URL at its own servers.
+    # The daemon looks for dead and stopped runs every 5 s here (30 s by default).
     deployment = Deployment.with_gemini(
-        tmp_path, postgres_url, "http://127.0.0.1:9", API_KEY, instance_url=instance_url
+        tmp_path,
+        postgres_url,
+        "http://127.0.0.1:9",
+        API_KEY,
+        instance_url=instance_url,
+        PASSPORT_WATCH_INTERVAL_S="5",
     )
     deployment.set_pool_limit(POOL)
     return deployment
