@@ -44,7 +44,7 @@ def fresh_postgres_database(prefix: str, keep: bool = False) -> Iterator[tuple[s
 # A Dagster instance on PostgreSQL keeps pooled connections in every process of a deployment
 # (run, daemon, webserver, workers: up to about 35 for a run process). The server allows 100
 # (PostgreSQL's default), so the suite's workers run at most this many such tests at once.
-INSTANCE_SLOTS = 2
+INSTANCE_SLOTS = 3
 
 
 @contextmanager
