@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as db
 from dagster import DagsterInstance, QueuedRunCoordinator
 
+from passport_pipeline.dagster_internals import storage_engine
 from passport_pipeline.execution.instance_storage import (
     MAX_OVERFLOW,
     POOL_SIZE,
@@ -127,7 +128,7 @@ def test_threads_of_one_process_claiming_a_pool_of_three_get_three_slots(instanc
 
 def _pool_class_in_child(instance_url: str, answers) -> None:
     storage = pooled(AtomicClaimPostgresEventLogStorage, instance_url)
-    answers.put(type(storage._engine.pool).__name__)
+    answers.put(type(storage_engine(storage).pool).__name__)
     storage.dispose()
 
 
@@ -142,5 +143,5 @@ def test_a_step_process_of_the_multiprocess_executor_keeps_no_connection(instanc
     finally:
         child.join(timeout=60)
     parent = pooled(AtomicClaimPostgresEventLogStorage, instance_url)
-    assert type(parent._engine.pool).__name__ == "QueuePool"
+    assert type(storage_engine(parent).pool).__name__ == "QueuePool"
     parent.dispose()
