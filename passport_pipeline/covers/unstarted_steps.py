@@ -28,9 +28,11 @@ NEVER_STARTED = (
     "the run stopped before this user's step started; nothing was paid for this user. "
     "Re-execute the run from failure to cover the user."
 )
-# Any of these for a step means Dagster's re-execution already accounts for it.
+# Any of these for a step means Dagster's re-execution already accounts for it. Not
+# STEP_WORKER_STARTING: a step process that a Ctrl-C cut while it was still starting (the
+# multiprocess executor) has that event alone, nothing was paid for its user, and Dagster's
+# re-execution reads past it, so it is recorded as never started too.
 _STEP_EVENTS = {
-    DagsterEventType.STEP_WORKER_STARTING,
     DagsterEventType.STEP_START,
     DagsterEventType.STEP_UP_FOR_RETRY,
     DagsterEventType.STEP_FAILURE,
