@@ -30,6 +30,7 @@ from dagster._core.execution.plan.execute_plan import dagster_event_sequence_for
 from dagster._core.execution.plan.handle import StepHandle
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 from dagster._core.execution.plan.objects import ErrorSource, StepFailureData
+from dagster._core.execution.plan.state import KnownExecutionState
 
 # A custom ``instance_class`` (dagster.yaml) must answer ``config_defaults(base_dir)`` when Dagster
 # builds an InstanceRef (``InstanceRef.from_dir``); DagsterInstance has none of its own, and
@@ -98,6 +99,7 @@ __all__ = [
     "confine_step_logs_to_this_thread",
     "dagster_event_sequence_for_step",
     "default_values_yaml_from_type_snap",
+    "from_failure_step_keys",
     "op_hooks_of",
     "replace_storage_engine",
     "report_step_never_started",
@@ -115,6 +117,14 @@ STEP_WORKER_MODULES = (
     "dagster._core.instance.factory",
     "dagster._cli.api",
 )
+
+
+def from_failure_step_keys(instance: DagsterInstance, run) -> list[str]:
+    """The steps that Re-execute → From failure runs for ``run``: the UI's button, the run retry
+    daemon and ``ReexecutionOptions.from_failure`` all plan them with this function of Dagster's,
+    from the run's event log as it was left."""
+    steps, _ = KnownExecutionState.build_resume_retry_reexecution(instance, run)
+    return list(steps)
 
 
 def report_step_never_started(

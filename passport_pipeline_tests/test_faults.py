@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
-from passport_pipeline.dagster_internals import ErrorSource
+from passport_pipeline.dagster_internals import ErrorSource, from_failure_step_keys
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
@@ -126,7 +126,18 @@ def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
     assert f"; {progress['remaining']} remaining" in run.tags["passport/progress"]
     assert progress["status"] in ("canceled", "failure")
 
-    # What the UI's "Re-execute → From failure" runs, as our command runs it.
+    # What the UI's "Re-execute → From failure" plans from the run's event log as it was left:
+    # every user without a cover and the month's record; no user whose step finished (one cut
+    # off after its upload runs again and reuses the stored cover at no cost).
+    with deployment.instance() as instance:
+        planned = set(from_failure_step_keys(instance, instance.get_run_by_id(run_id)))
+    uncovered = {f"passport_covers.generate_cover[user_{u.id}]" for u in USERS} - {
+        f"passport_covers.generate_cover[user_{u}]" for u in covered
+    }
+    assert uncovered <= planned and "passport_covers.record_month" in planned
+    assert set(deployment.step_keys(run_id, DagsterEventType.STEP_SUCCESS)).isdisjoint(planned)
+
+    # What that button runs, as our command runs it.
     gemini.latency_s = 0
     again = deployment.reexecute(run_id)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
@@ -146,31 +157,6 @@ def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
     )
     assert watched.returncode == 0, watched.stderr
     assert "12/12" in watched.stderr and "status: success" in watched.stdout
-
-
-def test_the_ui_from_failure_selection_includes_every_user_without_a_cover(
-    deployment, gemini, postgres_url
-):
-    run_id = interrupt_half_way(deployment, gemini, deployment.month_command("2026-10"))
-    uncovered = {
-        f"passport_covers.generate_cover[user_{u}]"
-        for u, url in cover_urls(postgres_url).items()
-        if not url
-    }
-    assert uncovered
-    # The UI's button, the run retry daemon and ReexecutionOptions.from_failure all select steps
-    # with this one function of Dagster's, from the parent run's event log as it was left.
-    from dagster._core.execution.plan.state import KnownExecutionState
-
-    with deployment.instance() as instance:
-        steps, _ = KnownExecutionState.build_resume_retry_reexecution(
-            instance, instance.get_run_by_id(run_id)
-        )
-    assert uncovered <= set(steps)
-    assert "passport_covers.record_month" in steps
-    # Users whose step finished are not run again (one cut off after its upload is, and reuses
-    # the stored cover at no cost: see the test above).
-    assert set(deployment.step_keys(run_id, DagsterEventType.STEP_SUCCESS)).isdisjoint(steps)
 
 
 def test_a_reexecution_stopped_in_turn_is_reexecuted_to_the_end(deployment, gemini, postgres_url):

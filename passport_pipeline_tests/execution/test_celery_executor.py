@@ -187,11 +187,12 @@ def user_of(step_key: str) -> int | None:
     return int(step_key.rsplit("_", 1)[1].rstrip("]"))
 
 
-def wait_for_a_fresh_call_on(
+def a_held_call_on(
     worker: str, deployment: Deployment, gemini: FakeGemini, process: subprocess.Popen, log: Path
 ) -> int:
-    """A user whose step ``worker`` runs and whose call to Gemini went out under a second ago
-    (its answer is seconds away)."""
+    """With Gemini's answers held, a user whose step ``worker`` runs and whose call waits at
+    Gemini. Held calls of the other worker's steps are answered meanwhile, so the month goes on
+    until ``worker`` takes a cover step."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
     with deployment.instance() as instance:
         while True:
@@ -202,24 +203,26 @@ def wait_for_a_fresh_call_on(
                 done = succeeded(instance, runs[0].run_id)
                 for step, taken_by in workers_of_steps(instance, runs[0].run_id):
                     user = user_of(step)
-                    if taken_by != worker or user is None or step in done:
+                    if user is None or step in done or gemini.in_flight_since(title(user)) is None:
                         continue
-                    since = gemini.in_flight_since(title(user))
-                    if since is not None and time.monotonic() - since < 1.0:
+                    if taken_by == worker:
                         return user
+                    gemini.release_answers(title(user))
             time.sleep(0.05)
 
 
 def test_two_workers_share_the_pool_and_a_killed_worker_loses_no_user(
     deployment, workers, gemini, postgres_url
 ):
-    gemini.latency_s = 4.0
+    gemini.latency_s = 0.5
+    gemini.hold_answers()
     process, log = start_month(deployment)
     try:
         # Worker a's machine is lost while it waits on Gemini for a user's cover.
-        victim = wait_for_a_fresh_call_on("a", deployment, gemini, process, log)
+        victim = a_held_call_on("a", deployment, gemini, process, log)
         workers.kill("a")
         killed_at = time.monotonic()
+        gemini.release_answers()
         returncode = finish(process, log)
     finally:
         if process.poll() is None:

@@ -14,6 +14,8 @@ in the order they were added; a request no rule matches gets an image. ``latency
 200 answers of generateContent (a generation), ``error_latency_s`` error answers;
 ``answer_when_in_flight = n`` holds every generation until n of them are in flight at once (or
 ``gather_timeout_s`` has passed), so a test of concurrency needs no timing at all.
+``hold_answers()`` holds every generation's answer until ``release_answers`` lets one prompt's
+(or all) go: a test can act while a call is in flight without a time window.
 Each request's record says how many body bytes were sent and whether the client hung up.
 
 Answers go on the wire as Google's front end sends them (``support/google_wire.py``): chunked,
@@ -292,6 +294,8 @@ class FakeGemini:
         self.lock = threading.Lock()
         self.gathered = threading.Condition(self.lock)
         self.stopping = threading.Event()
+        self.holding = False
+        self.released: list[str] = []  # prompts answered while holding
         self.reset()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler, bind_and_activate=False)
         self._httpd.daemon_threads = True
@@ -310,6 +314,7 @@ class FakeGemini:
 
     def stop(self) -> None:
         self.stopping.set()  # wakes requests sleeping in latency or a hang
+        self.release_answers()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join(timeout=5)
@@ -344,6 +349,21 @@ class FakeGemini:
         with self.lock:
             self.rules.append(rule)
         return rule
+
+    def hold_answers(self) -> None:
+        """From now on no generation is answered until ``release_answers`` lets it go."""
+        with self.lock:
+            self.holding, self.released = True, []
+
+    def release_answers(self, prompt_contains: str | None = None) -> None:
+        """Answer the held generations whose prompt contains this text (None: all, and stop
+        holding)."""
+        with self.gathered:
+            if prompt_contains is None:
+                self.holding = False
+            else:
+                self.released.append(prompt_contains)
+            self.gathered.notify_all()
 
     def clear_rules(self) -> None:
         with self.lock:
@@ -449,6 +469,13 @@ class FakeGemini:
                 timeout=self.gather_timeout_s,
             )
 
+    def wait_for_release(self, prompt: str) -> None:
+        """While answers are held, wait until this prompt's is released."""
+        with self.gathered:
+            self.gathered.wait_for(
+                lambda: not self.holding or any(text in prompt for text in self.released)
+            )
+
     def pause(self, seconds: float) -> None:
         if seconds > 0:
             self.stopping.wait(seconds)
@@ -550,6 +577,7 @@ class _Handler(BaseHTTPRequestHandler):
             info = {"name": f"models/{record.model}", "supportedGenerationMethods": methods}
             return self._json(200, info, "model")
         fake.gather()
+        fake.wait_for_release(record.prompt)
         fake.pause(fake.latency_s)
         if reply.kind == "bomb":
             return self._bomb(reply.size)
