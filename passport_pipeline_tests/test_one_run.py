@@ -8,7 +8,6 @@ queue's per-month limit: ``test_backend_api.py``.)
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +21,7 @@ from passport_pipeline_tests.support.gemini_deployment import (
     gemini_deployment,
     gemini_fake,
 )
+from passport_pipeline_tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 11)]
@@ -54,13 +54,27 @@ def assert_one_ran_one_refused(deployment: Deployment, outputs: list[str]) -> No
     assert any(told in output for output in outputs), [o[-2000:] for o in outputs]
 
 
+def one_ends_while_answers_are_held(gemini: FakeGemini, processes: list) -> list[str]:
+    """The launches were made while the fake holds its answers, so neither could finish before
+    the other had decided; once one has ended (refused), the answers go. Their outputs."""
+    try:
+        wait_for(
+            lambda: any(process.poll() is not None for process in processes),
+            "one of the two launches to end",
+            300,
+        )
+    finally:
+        gemini.release_answers()
+    return [process.communicate(timeout=300)[0] for process in processes]
+
+
 def test_two_cli_launches_at_once_pay_each_user_once(deployment, gemini, postgres_url):
-    gemini.latency_s = 0.3
     with deployment.instance():  # two processes creating a fresh sqlite storage collide
         pass
+    gemini.hold_answers()
     first = deployment.start(*deployment.month_command("2026-10"))
     second = deployment.start(*deployment.month_command("2026-10"))
-    outputs = [process.communicate(timeout=300)[0] for process in (first, second)]
+    outputs = one_ends_while_answers_are_held(gemini, [first, second])
 
     assert sorted(p.returncode != 0 for p in (first, second)) == [False, True], outputs
     assert_one_ran_one_refused(deployment, outputs)
@@ -73,15 +87,14 @@ def test_two_cli_launches_at_once_pay_each_user_once(deployment, gemini, postgre
 def test_a_launch_while_the_month_runs_is_refused_naming_the_running_run(
     deployment, gemini, postgres_url
 ):
-    deployment.set_pool_limit(1)
-    gemini.latency_s = 0.5
+    gemini.hold_answers()  # the first run is under way until the second launch has ended
     first = deployment.start(*deployment.month_command("2026-10"))
-    deadline = time.monotonic() + 180
-    while gemini.generate_requests == 0:  # the first run is paying: it is STARTED
-        assert first.poll() is None, first.communicate()[0][-3000:]
-        assert time.monotonic() < deadline, "the first run never called the model"
-        time.sleep(0.05)
-    second = deployment.execute_month("2026-10")
+    try:
+        # The first run is paying: it is STARTED.
+        wait_for(lambda: gemini.generate_requests > 0, "the first run's first call", alive=first)
+        second = deployment.execute_month("2026-10")
+    finally:
+        gemini.release_answers()
     assert second.returncode != 0
     output, _ = first.communicate(timeout=300)
     assert first.returncode == 0, output[-3000:]
@@ -108,12 +121,12 @@ def test_two_reexecutions_of_one_run_at_once_pay_each_user_once(deployment, gemi
     assert covered(postgres_url) == len(USERS) - len(failing)
     [failed_run] = deployment.runs()
     gemini.clear_rules()
-    gemini.latency_s = 0.5  # both re-executions are under way before the first one ends
     paid_before = gemini.generate_requests
 
+    gemini.hold_answers()
     one = deployment.start(*deployment.reexecute_command(failed_run.run_id))
     two = deployment.start(*deployment.reexecute_command(failed_run.run_id))
-    outputs = [process.communicate(timeout=300)[0] for process in (one, two)]
+    outputs = one_ends_while_answers_are_held(gemini, [one, two])
 
     assert sorted(p.returncode != 0 for p in (one, two)) == [False, True], outputs
     assert covered(postgres_url) == len(USERS)
