@@ -105,6 +105,7 @@ __all__ = [
     "report_step_never_started",
     "sqlite_event_logs_directory",
     "step_crashed_event",
+    "step_stopped_event",
 ]
 
 # Dagster's step worker, loaded by every forked step before our code runs (measured by listing
@@ -180,6 +181,20 @@ def step_crashed_event(executor, step_context, error: SerializableErrorInfo, kno
     Dagster's own step loop could not end: what the multiprocess executor emits for a crashed
     step process (``Executor.log_failure_or_retry_event_after_error``, undocumented)."""
     return executor.log_failure_or_retry_event_after_error(step_context, error, known_state)
+
+
+def step_stopped_event(step_context, message: str, cause: SerializableErrorInfo | None):
+    """A STEP_FAILURE whose source is an interrupt (a stop, not the step's own error): what
+    Dagster writes for a step a Ctrl-C cut outside its op's body. ``StepFailureData`` and
+    ``ErrorSource`` are private."""
+    return DagsterEvent.step_failure_event(
+        step_context=step_context,
+        step_failure_data=StepFailureData(
+            error=SerializableErrorInfo(message, stack=[], cls_name=None, cause=cause),
+            user_failure_data=None,
+            error_source=ErrorSource.INTERRUPT,
+        ),
+    )
 
 
 def op_hooks_of(job_def, node_handle) -> set:

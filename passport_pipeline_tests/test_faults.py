@@ -54,6 +54,26 @@ def covered(postgres_url: str) -> int:
     return sum(1 for url in cover_urls(postgres_url).values() if url)
 
 
+STEP_ENDS = {
+    DagsterEventType.STEP_START,
+    DagsterEventType.STEP_SUCCESS,
+    DagsterEventType.STEP_FAILURE,
+    DagsterEventType.STEP_UP_FOR_RETRY,
+    DagsterEventType.STEP_RESTARTED,
+}
+
+
+def last_step_events(deployment: Deployment, run_id: str) -> dict[str, DagsterEventType]:
+    """What each step of the run last did: what the run page shows as its state."""
+    last: dict[str, DagsterEventType] = {}
+    with deployment.instance() as instance:
+        for entry in instance.all_logs(run_id):
+            event = entry.dagster_event
+            if event is not None and event.step_key and event.event_type in STEP_ENDS:
+                last[event.step_key] = event.event_type
+    return last
+
+
 def interrupt_half_way(
     deployment: Deployment, gemini: FakeGemini, command: list[str], done: int = 4
 ) -> str:
@@ -109,9 +129,11 @@ def test_ctrl_c_then_reexecute_from_failure_covers_every_user_and_pays_once(
             f"passport_covers.generate_cover[user_{u.id}]" for u in USERS
         }
 
-    # A stop is a stop: interrupted steps end as canceled, not "up for retry", and the run
-    # page's progress tag says where the month stands.
-    assert deployment.step_keys(run_id, DagsterEventType.STEP_UP_FOR_RETRY) == []
+    # A stop is a stop: interrupted steps end as canceled, not "up for retry" (a step process
+    # cut off while starting is put up for retry by Dagster first, then ends stopped: see
+    # execution/test_multiprocess_stop.py), and the run page's progress tag says where the
+    # month stands.
+    assert DagsterEventType.STEP_UP_FOR_RETRY not in last_step_events(deployment, run_id).values()
     canceled = {key for key, message in failures.items() if ": canceled: the run was" in message}
     # A Ctrl-C that lands in a step outside the op's body (loading its input, storing its output)
     # is Dagster's own interrupt failure: the step was stopped, not failed, and is not retried.

@@ -22,6 +22,7 @@ from dagster import (
     Executor,
 )
 
+from passport_pipeline.dagster_internals import step_stopped_event
 from passport_pipeline.execution.periodically import periodically
 from passport_pipeline.execution.run_health import watched_run_process
 
@@ -71,9 +72,13 @@ class CoversExecutor(Executor):
         # The progress is published once more on the way out, after the stop is recorded.
         publishing = _publishing_progress(plan_context, self._hooks)
         failed: set[str] = set()
+        interrupted = False
         with watched_run_process(plan_context), publishing:
             try:
                 for event in self._inner.execute(plan_context, execution_plan):
+                    interrupted = interrupted or _is_interruption(event)
+                    if interrupted and event.event_type is DagsterEventType.STEP_UP_FOR_RETRY:
+                        event = _stopped_instead_of_retried(plan_context, execution_plan, event)
                     if event.is_step_failure:
                         failed.add(event.step_key)
                     yield event
@@ -100,6 +105,27 @@ class CoversExecutor(Executor):
                 plan_context.log.info(
                     "run terminated by an operator; re-execute it from failure to finish its users"
                 )
+
+
+def _is_interruption(event: DagsterEvent) -> bool:
+    """The executor's own record that it was told to stop (Ctrl-C, Terminate) and is passing
+    the stop on to its steps (Dagster's multiprocess executor writes it)."""
+    data = event.engine_event_data if event.event_type is DagsterEventType.ENGINE_EVENT else None
+    return data is not None and "steps_interrupted" in (data.metadata or {})
+
+
+def _stopped_instead_of_retried(plan_context, execution_plan, event: DagsterEvent) -> DagsterEvent:
+    """A step that ended badly after its run was told to stop is not "up for retry" (the run
+    will retry nothing; the run page would show it waiting forever): its process was cut off
+    starting or running (Dagster's executor then applies the step's RetryPolicy to the crash).
+    It ends as stopped, which "Re-execute from failure" runs again."""
+    step = execution_plan.get_step_by_key(event.step_key)
+    return step_stopped_event(
+        plan_context.for_step(step),
+        f"{event.step_key}: stopped: the run was stopped while this step's process was starting "
+        "or running; nothing was retried. Re-execute the run from failure to finish it.",
+        event.step_retry_data.error if event.step_retry_data else None,
+    )
 
 
 def _terminated_by_operator(plan_context, stop: BaseException) -> bool:
