@@ -1,6 +1,9 @@
 """The operator's path in a real browser: the seeded demo served by ``dagster-webserver`` and
-``dagster-daemon``, headless Chromium launching a month from the job's Launchpad, and the
-month's covers seen on the asset's partition page. Screenshots go to ``ui-screenshots/``."""
+``dagster-daemon``, headless Chromium launching a month from the Launchpad, stopping it with
+Terminate, finishing it with Re-execute ▸ From failure, reading the month's covers on the
+asset's partition page, and a backfill from the Materialize… dialog. One test walks every flow
+on one webserver and daemon (each start costs the 2-core machine tens of CPU seconds).
+Screenshots go to ``ui-screenshots/``."""
 
 from __future__ import annotations
 
@@ -115,29 +118,73 @@ def launch_month_from_the_launchpad(driver: WebDriver, base: str, month: str) ->
     return driver.current_url
 
 
-def test_a_month_launched_in_the_ui_shows_its_covers_as_images(demo, browser):
+def test_an_operator_stops_finishes_inspects_and_backfills_a_month_in_the_ui(demo, browser):
+    """One operator's afternoon, on one webserver and daemon: a month launched from the
+    Launchpad and stopped half-way with Terminate, finished with Re-execute ▸ From failure
+    (each user paid once), read on the asset's partition page with its covers as images, and
+    run again with another month from the backfill dialog (nothing paid twice)."""
     deployment, base, gemini = demo
-    run_url = launch_month_from_the_launchpad(browser, base, MONTH)
+    deployment.set_pool_limit(2)
+    gemini.latency_s = 1.0  # two covers a second: the month is under way when it is stopped
+    launch_month_from_the_launchpad(browser, base, MONTH)
+    wait_for(browser, lambda _: gemini.generate_requests >= 3, RUN_TIMEOUT_S, "paid calls")
 
-    status_xpath = " | ".join(f"//*[normalize-space()='{status}']" for status in RUN_STATUSES)
-    status = element(browser, status_xpath, RUN_TIMEOUT_S).text
+    # The run page's Terminate, then its dialog's confirmation.
+    element(browser, "//button[normalize-space()='Terminate']").click()
+    element(browser, "//*[@role='dialog']//button[normalize-space()='Terminate 1 run']").click()
+    element(browser, "//*[normalize-space()='Canceled']", RUN_TIMEOUT_S)
+    screenshot(browser, "2-terminated")
+    [stopped] = deployment.runs()
+    assert stopped.status.value == "CANCELED"
+    assert stopped.tags["dagster/partition"] == MONTH
+    assert 0 < covered_users(deployment) < DEMO_USERS
+    # A Terminate is an outcome: the run's end names its failed steps, with no stack trace.
+    with deployment.instance() as instance:
+        [canceled] = instance.all_logs(stopped.run_id, of_type=DagsterEventType.RUN_CANCELED)
+    assert canceled.dagster_event.event_specific_data.error is None
+    assert "Run was canceled. Failed steps:" in canceled.dagster_event.message
+
+    # Re-execute ▾ → From failure: the users without a cover, and then the month.
+    gemini.latency_s = 0
+    element(
+        browser, "//button[starts-with(normalize-space(), 'Re-execute')]/following::button[1]"
+    ).click()  # its ▾ menu
+    element(browser, "//*[normalize-space()='From failure' and not(*)]").click()
+    wait_for(
+        browser,
+        lambda d: "/runs/" in d.current_url and stopped.run_id not in d.current_url,
+        PAGE_TIMEOUT_S,
+        "the re-execution's page",
+    )
+    again = browser.current_url.rsplit("/runs/", 1)[1].split("?")[0]
+
+    def finished(_):
+        # The page also lists the root run (Canceled) among the re-executions: read the run.
+        with deployment.instance() as instance:
+            run = instance.get_run_by_id(again)
+            return run is not None and run.is_finished and run.status.value
+
+    assert wait_for(browser, finished, RUN_TIMEOUT_S, "the re-execution to end") == "SUCCESS"
+    element(browser, "//*[normalize-space()='Success']")
     # The run page's header shows no custom tag: the month's progress is a line of its log,
-    # which the log's filter box finds among the month's events, as an operator would.
+    # which the log's filter box finds among the month's events, as an operator would. It
+    # counts the whole month, the users covered before the stop included.
     element(browser, "//input[starts-with(@placeholder, 'Filter')]").send_keys("progress")
     element(browser, f"//*[starts-with(normalize-space(), 'progress: {DEMO_USERS} of')]")
-    screenshot(browser, "2-run")
-    assert status == "Success", f"the run at {run_url} ended {status}"
-    [run] = deployment.runs()
-    assert run.tags["dagster/partition"] == MONTH
-    assert gemini.generate_requests == DEMO_USERS  # the Launchpad's Gemini config, as scaffolded
+    screenshot(browser, "3-reexecuted")
+    assert covered_users(deployment) == DEMO_USERS
+    # Calls in flight at the stop finished and were stored: each user was paid once, with the
+    # Gemini config the Launchpad scaffolded.
+    assert gemini.generate_requests == DEMO_USERS
 
+    # The month on the asset's partition page: its true counts over both runs, and a preview.
     browser.get(f"{base}/assets/passport_covers?view=partitions&partition={MONTH}")
     show = element(
         browser,
         "//tr[td//span[normalize-space()='preview']]//a[normalize-space()='[Show Markdown]']",
     )
-    element(browser, f"//tr[td//span[normalize-space()='generated']]//*[text()='{DEMO_USERS}']")
-    screenshot(browser, "3-partition")
+    element(browser, f"//tr[td//span[normalize-space()='month_covered']]//*[text()='{DEMO_USERS}']")
+    screenshot(browser, "4-partition")
     show.click()
 
     def loaded_covers(driver):
@@ -153,7 +200,7 @@ def test_a_month_launched_in_the_ui_shows_its_covers_as_images(demo, browser):
         ]
 
     covers = wait_for(browser, loaded_covers, PAGE_TIMEOUT_S, "the preview's covers loaded")
-    screenshot(browser, "4-preview")
+    screenshot(browser, "5-preview")
     assert len(covers) == PREVIEW_COUNT
     assert all(width > 0 for _, width in covers), covers
     assert element(browser, f"//*[contains(text(), 'covers of {MONTH}')]")
@@ -172,7 +219,7 @@ def test_a_month_launched_in_the_ui_shows_its_covers_as_images(demo, browser):
     months.send_keys(Keys.BACKSPACE, f"2026-09, {MONTH}", Keys.TAB)
     element(browser, "//*[normalize-space()='2 partitions']")
     launch = element(browser, "//button[normalize-space()='Launch backfill' and not(@disabled)]")
-    screenshot(browser, "7-backfill-dialog")
+    screenshot(browser, "6-backfill-dialog")
     launch.click()
 
     def backfilled(_):
@@ -204,55 +251,6 @@ def file_image_outcome(driver: WebDriver, url: str) -> list:
         """,
         url,
     )
-
-
-def test_a_month_terminated_in_the_ui_is_finished_by_reexecute_from_failure(demo, browser):
-    deployment, base, gemini = demo
-    deployment.set_pool_limit(2)
-    gemini.latency_s = 1.0  # two covers a second: the month is under way when it is stopped
-    launch_month_from_the_launchpad(browser, base, MONTH)
-    wait_for(browser, lambda _: gemini.generate_requests >= 3, RUN_TIMEOUT_S, "paid calls")
-
-    # The run page's Terminate, then its dialog's confirmation.
-    element(browser, "//button[normalize-space()='Terminate']").click()
-    element(browser, "//*[@role='dialog']//button[normalize-space()='Terminate 1 run']").click()
-    element(browser, "//*[normalize-space()='Canceled']", RUN_TIMEOUT_S)
-    screenshot(browser, "5-terminated")
-    [stopped] = deployment.runs()
-    assert stopped.status.value == "CANCELED"
-    assert 0 < covered_users(deployment) < DEMO_USERS
-    # A Terminate is an outcome: the run's end names its failed steps, with no stack trace.
-    with deployment.instance() as instance:
-        [canceled] = instance.all_logs(stopped.run_id, of_type=DagsterEventType.RUN_CANCELED)
-    assert canceled.dagster_event.event_specific_data.error is None
-    assert "Run was canceled. Failed steps:" in canceled.dagster_event.message
-
-    # Re-execute ▾ → From failure: the users without a cover, and then the month.
-    gemini.latency_s = 0
-    element(
-        browser, "//button[starts-with(normalize-space(), 'Re-execute')]/following::button[1]"
-    ).click()  # its ▾ menu
-    element(browser, "//*[normalize-space()='From failure' and not(*)]").click()
-    wait_for(
-        browser,
-        lambda d: "/runs/" in d.current_url and stopped.run_id not in d.current_url,
-        PAGE_TIMEOUT_S,
-        "the re-execution's page",
-    )
-    again = browser.current_url.rsplit("/runs/", 1)[1].split("?")[0]
-
-    def finished(_):
-        # The page also lists the root run (Canceled) among the re-executions: read the run.
-        with deployment.instance() as instance:
-            run = instance.get_run_by_id(again)
-            return run is not None and run.is_finished and run.status.value
-
-    assert wait_for(browser, finished, RUN_TIMEOUT_S, "the re-execution to end") == "SUCCESS"
-    element(browser, "//*[normalize-space()='Success']")
-    screenshot(browser, "6-reexecuted")
-    assert covered_users(deployment) == DEMO_USERS
-    # Calls in flight at the stop finished and were stored: each user was paid once.
-    assert gemini.generate_requests == DEMO_USERS
 
 
 def covered_users(deployment: Deployment) -> int:
