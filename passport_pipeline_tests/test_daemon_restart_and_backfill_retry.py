@@ -9,8 +9,9 @@ On the production instance (deploy/dagster.yaml on PostgreSQL) with ``dagster-we
   killed with everything under it, run process included, mid-month: the restarted daemon fails
   the run by itself (the ``…_dead_runs`` sensor), the users whose step never started are in the
   run's event log before its failure is (instance.py), so Re-execute → From failure clicked the
-  moment the run shows failed already plans every user without a cover; the failure sensor
-  records the stopped month too;
+  moment the run shows failed already plans every user without a cover (clicked while it still
+  shows STARTED it is refused, launching nothing); the failure sensor records the stopped month
+  too;
 - a job-page backfill of a month (the UI's form for our job: a job backfill over the job's
   partition set) whose run fails part-way — some users' model answers are garbage beyond the
   step's retries, or the run process the daemon started is killed with two calls in flight and
@@ -44,6 +45,7 @@ from passport_pipeline_tests.support.ui_graphql import (
     launch_month,
     reexecute_backfill_from_failure,
     reexecute_from_failure,
+    reexecute_from_failure_answer,
 )
 from passport_pipeline_tests.support.waiting import sensor_started, wait_for
 
@@ -113,6 +115,13 @@ def test_a_killed_daemon_restarted_fails_the_run_and_from_failure_at_once_covers
         assert len(not_covered) > POOL  # some users never started
         lost = gemini.generate_requests - len(covered_before)  # paid, no cover
         paid_before = {user.id: gemini.requests_for(user.title) for user in USERS}
+        # Clicked while nothing knows the run is dead (it shows STARTED): refused, nothing runs.
+        early = reexecute_from_failure_answer(port, run_id)
+        print("early click:", early)
+        refused = (early.get("data") or {}).get("launchRunReexecution") or {}
+        assert refused.get("__typename") == "PythonError", early
+        assert "Cannot reexecute from failure a run that is not failed" in refused["message"]
+        assert len(deployment.runs()) == 1
 
         # The failure sensor of the restarted daemon recorded the stopped run on its month.
         def failure_recorded() -> bool:

@@ -54,14 +54,18 @@ mutation($backfillId: String!) {
 """
 
 
-def graphql(port: int, query: str, variables: dict) -> dict:
+def graphql_body(port: int, query: str, variables: dict) -> dict:
+    """The webserver's whole answer (``data``, ``errors``), with its HTTP ``status``."""
     answer = requests.post(
         f"http://127.0.0.1:{port}/graphql",
         json={"query": query, "variables": variables},
         timeout=60,
     )
-    answer.raise_for_status()
-    body = answer.json()
+    return {**answer.json(), "status": answer.status_code}
+
+
+def graphql(port: int, query: str, variables: dict) -> dict:
+    body = graphql_body(port, query, variables)
     assert "errors" not in body, body["errors"]
     return body["data"]
 
@@ -80,6 +84,11 @@ def launch_month(port: int, month: str) -> str:
     }
     result = graphql(port, LAUNCH_RUN, {"executionParams": params})["launchRun"]
     return _succeeded(result, "LaunchRunSuccess")["run"]["runId"]
+
+
+def reexecute_from_failure_answer(port: int, run_id: str) -> dict:
+    """A run page's Re-execute → From failure: the webserver's whole answer, as it is."""
+    return graphql_body(port, REEXECUTE_RUN, {"runId": run_id})
 
 
 def reexecute_from_failure(port: int, run_id: str) -> str:
