@@ -117,7 +117,6 @@ def test_a_killed_daemon_restarted_fails_the_run_and_from_failure_at_once_covers
         paid_before = {user.id: gemini.requests_for(user.title) for user in USERS}
         # Clicked while nothing knows the run is dead (it shows STARTED): refused, nothing runs.
         early = reexecute_from_failure_answer(port, run_id)
-        print("early click:", early)
         refused = (early.get("data") or {}).get("launchRunReexecution") or {}
         assert refused.get("__typename") == "PythonError", early
         assert "Cannot reexecute from failure a run that is not failed" in refused["message"]
