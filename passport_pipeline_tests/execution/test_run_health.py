@@ -17,7 +17,7 @@ from passport_pipeline.execution.run_health import RELEASE_COMMAND
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.deployment import BIN, Deployment, kill_with_children
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
-from passport_pipeline_tests.support.waiting import wait_for
+from passport_pipeline_tests.support.waiting import sensor_started, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
@@ -59,14 +59,6 @@ def slot_holders(deployment: Deployment) -> set[str]:
     with deployment.instance() as instance:
         info = instance.event_log_storage.get_concurrency_info(GEMINI_POOL)
     return {slot.run_id for slot in info.claimed_slots} | {s.run_id for s in info.pending_steps}
-
-
-def sensor_started(deployment: Deployment, name: str) -> bool:
-    with deployment.instance() as instance:
-        return any(
-            state.instigator_name == name and state.instigator_data and state.instigator_data.cursor
-            for state in instance.all_instigator_state()
-        )
 
 
 def test_the_daemon_fails_a_killed_run_and_the_next_run_covers_everyone(deployment, postgres_url):

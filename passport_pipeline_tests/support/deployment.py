@@ -173,10 +173,12 @@ class Deployment:
         return json.loads(completed.stdout)
 
     @contextmanager
-    def webserver(self, startup_timeout: float = 240) -> Iterator[int]:
+    def webserver(self, startup_timeout: float = 240, with_daemon: bool = True) -> Iterator[int]:
         """``dagster-webserver`` and ``dagster-daemon run`` (which starts queued runs) on this
         deployment; yields the webserver's port once the code location is loaded. Both, and
-        every process they start (code servers, runs), are stopped on the way out."""
+        every process they start (code servers, runs), are stopped on the way out.
+        ``with_daemon=False``: the webserver alone (a test that kills and restarts the daemon
+        runs it with ``daemon()``)."""
         port = free_port()
         workspace = ["-w", str(REPO / "workspace.yaml")]
         # Two processes creating a fresh sqlite storage at once collide: create it first.
@@ -189,7 +191,8 @@ class Deployment:
         ]
         try:
             _wait_for_location(f"http://127.0.0.1:{port}/graphql", processes[0], startup_timeout)
-            processes.append(self._serve("daemon", "dagster-daemon", "run", *workspace))
+            if with_daemon:
+                processes.append(self._serve("daemon", "dagster-daemon", "run", *workspace))
             yield port
         finally:
             for process in processes:
@@ -271,6 +274,15 @@ def kill_with_children(process: subprocess.Popen) -> None:
     for member in group:
         member.kill()
     process.communicate(timeout=30)
+    psutil.wait_procs(group, timeout=30)
+
+
+def kill_pid_with_children(pid: int) -> None:
+    """kill -9 of a process that is not ours (a run worker the daemon started) and every
+    process under it."""
+    group = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    for member in group:
+        member.kill()
     psutil.wait_procs(group, timeout=30)
 
 

@@ -46,3 +46,15 @@ def sensor_ticks(instance, sensor_name: str) -> int:
         )
         for state in states
     )
+
+
+def sensor_started(deployment, sensor_name: str) -> bool:
+    """Whether the daemon has ticked the sensor once (a run-status sensor sets its cursor on its
+    first tick and sees only runs that stop after it)."""
+    with deployment.instance() as instance:
+        return any(
+            state.instigator_name == sensor_name
+            and state.instigator_data
+            and state.instigator_data.cursor
+            for state in instance.all_instigator_state()
+        )
