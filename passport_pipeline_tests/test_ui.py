@@ -144,7 +144,9 @@ def test_an_operator_stops_finishes_inspects_and_backfills_a_month_in_the_ui(dem
     assert canceled.dagster_event.event_specific_data.error is None
     assert "Run was canceled. Failed steps:" in canceled.dagster_event.message
 
-    # Re-execute ▾ → From failure: the users without a cover, and then the month.
+    # Re-execute ▾ → From failure: the users without a cover, and then the month, at the
+    # pool's default width again.
+    deployment.set_pool_limit(50)
     gemini.latency_s = 0
     element(
         browser, "//button[starts-with(normalize-space(), 'Re-execute')]/following::button[1]"
