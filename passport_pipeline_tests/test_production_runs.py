@@ -62,6 +62,8 @@ def test_month_run_with_gemini_links_every_passport(deployment, gemini, postgres
     }
     assert progress["percent"] == 100.0
     assert progress["summary"]["generated"] == 20
+    # What the operator's command prints is the same report.
+    assert deployment.progress_from_the_shell("2026-10") == progress
 
 
 def test_failures_do_not_hold_back_the_rest_and_reexecution_finishes_the_month(

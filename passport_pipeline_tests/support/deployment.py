@@ -27,6 +27,9 @@ import psutil
 import requests
 from dagster import DagsterEventType, DagsterInstance, DagsterRun
 
+from passport_pipeline.covers.progress import latest_run_id, report_for
+from passport_pipeline.domain.months import Month
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TEST_KEY_SECRET = "deployment-test-secret-0123456789"
@@ -160,6 +163,17 @@ class Deployment:
         return self.run(*self.reexecute_command(run_id))
 
     def progress(self, month: str) -> dict:
+        """The month's progress as ``python -m passport_pipeline.cli.progress --partition MONTH
+        --covers --json`` prints it, read in this process (the command is a process start of
+        seconds; ``progress_from_the_shell`` runs it, and a test checks the two agree)."""
+        with self.instance() as instance:
+            run_id = latest_run_id(instance, Month.parse(month))
+            assert run_id is not None, f"no run of the covers for {month}"
+            report = report_for(instance, run_id, Month.parse(month), True)
+        return json.loads(json.dumps(report, default=str))
+
+    def progress_from_the_shell(self, month: str) -> dict:
+        """What the operator's command prints for the month, as JSON."""
         completed = self.run(
             sys.executable,
             "-m",
