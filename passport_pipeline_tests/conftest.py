@@ -18,9 +18,9 @@ pytest_plugins = ["passport_pipeline_tests.support.fixtures"]
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """End-to-end tests (marked ``e2e``) first: they take most of the suite's time, mostly
-    waiting on their processes, and on xdist's workers the short tests then fill the gaps
-    instead of trailing behind the long ones. The order is the same on every worker. (Starting
+    """End-to-end tests (marked ``e2e``) first: they take most of the suite's time, and on
+    xdist's workers the short tests then fill the gaps instead of trailing behind the long
+    ones. The order is the same on every worker. (Starting
     the daemon, webserver and browser tests all at once was slower: 445 s against 421 s.)"""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
