@@ -44,8 +44,8 @@ browser:
 		fi; \
 	fi
 
-# Four workers on two cores: the suite keeps both cores busy (fewer workers leave them idle while
-# tests wait on a daemon's tick; six were slower). The 15 slowest tests are printed at the end.
+# Four workers on two cores: the suite keeps both cores busy (six workers were slower). The 15
+# slowest tests are printed at the end.
 PYTEST_WORKERS ?= 4
 test: $(STAMP) browser prometheus
 	$(BIN)/ruff check .
