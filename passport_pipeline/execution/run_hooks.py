@@ -115,10 +115,11 @@ def _is_interruption(event: DagsterEvent) -> bool:
 
 
 def _stopped_instead_of_retried(plan_context, execution_plan, event: DagsterEvent) -> DagsterEvent:
-    """A step that ended badly after its run was told to stop is not "up for retry" (the run
-    will retry nothing; the run page would show it waiting forever): its process was cut off
-    starting or running (Dagster's executor then applies the step's RetryPolicy to the crash).
-    It ends as stopped, which "Re-execute from failure" runs again."""
+    """A step that ended badly after its run was told to stop must not stay "up for retry" (the
+    run retries nothing; the run page would show it waiting forever): its process was cut off
+    starting or running, and Dagster's executor applied the step's RetryPolicy to the crash (and
+    stored that event already). The failure that follows is what the step ends as: stopped,
+    which "Re-execute from failure" runs again."""
     step = execution_plan.get_step_by_key(event.step_key)
     return step_stopped_event(
         plan_context.for_step(step),
