@@ -284,19 +284,17 @@ class Deployment:
 
 def kill_with_children(process: subprocess.Popen) -> None:
     """kill -9 of a command and every process under it (a closed terminal, an OOM kill)."""
-    group = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-    for member in group:
-        member.kill()
-    process.communicate(timeout=30)
-    psutil.wait_procs(group, timeout=30)
+    kill_pid_with_children(process.pid, reap=process)
 
 
-def kill_pid_with_children(pid: int) -> None:
-    """kill -9 of a process that is not ours (a run worker the daemon started) and every
-    process under it."""
+def kill_pid_with_children(pid: int, reap: subprocess.Popen | None = None) -> None:
+    """kill -9 of a process (ours to ``reap``, or one the daemon started) and every process
+    under it."""
     group = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     for member in group:
         member.kill()
+    if reap is not None:
+        reap.communicate(timeout=30)
     psutil.wait_procs(group, timeout=30)
 
 
