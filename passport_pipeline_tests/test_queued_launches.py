@@ -9,58 +9,34 @@ import itertools
 import time
 
 import pytest
-import requests
 from dagster import DagsterRunStatus, RunsFilter
 
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
+from passport_pipeline_tests.support.ui_graphql import (
+    LAUNCH_BACKFILL,
+    LAUNCH_RUN,
+    REPOSITORY,
+    graphql,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 API_KEY = "AIzaTEST-queued-key-00011122233344"
 USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 9)]
 TIMEOUT_S = 420  # a bound on a wait, not a speed check
-LOCATION = {"repositoryLocationName": "passport_pipeline", "repositoryName": "__repository__"}
 MONTH_TAG = [{"key": "dagster/partition", "value": "2026-10"}]
-LAUNCH = """
-mutation($executionParams: ExecutionParams!) {
-  launchRun(executionParams: $executionParams) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}
-"""
-BACKFILL = """
-mutation($backfillParams: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $backfillParams) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}
-"""
-
-
-def graphql(port: int, query: str, variables: dict) -> dict:
-    answer = requests.post(
-        f"http://127.0.0.1:{port}/graphql",
-        json={"query": query, "variables": variables},
-        timeout=60,
-    )
-    answer.raise_for_status()
-    return answer.json()["data"]
 
 
 def launch(port: int, job_name: str, asset_selection: list | None = None) -> str:
     params = {
-        "selector": {**LOCATION, "jobName": job_name},
+        "selector": {**REPOSITORY, "jobName": job_name},
         "runConfigData": {},
         "executionMetadata": {"tags": MONTH_TAG},
     }
     if asset_selection is not None:
         params["selector"]["assetSelection"] = asset_selection
-    result = graphql(port, LAUNCH, {"executionParams": params})["launchRun"]
+    result = graphql(port, LAUNCH_RUN, {"executionParams": params})["launchRun"]
     assert result["__typename"] == "LaunchRunSuccess", result
     return result["run"]["runId"]
 
@@ -78,7 +54,7 @@ def test_job_page_asset_page_and_backfill_at_once_run_one_after_another_paying_o
             launch(port, "__ASSET_JOB", covers)
             backfill = graphql(
                 port,
-                BACKFILL,
+                LAUNCH_BACKFILL,
                 {"backfillParams": {"assetSelection": covers, "partitionNames": ["2026-10"]}},
             )["launchPartitionBackfill"]
             assert backfill["__typename"] == "LaunchBackfillSuccess", backfill
