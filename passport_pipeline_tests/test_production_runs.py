@@ -24,15 +24,16 @@ from passport_pipeline_tests.support.gemini_deployment import (
 
 # The app database of every test here is on the PostgreSQL server.
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
-BLOCKED = {3, 8, 15}
+BLOCKED = {3, 8, 11}
 USERS = [
     UserRow(
         user_id,
         title="Blocked trip" if user_id in BLOCKED else f"Trip number {user_id}",
         visits=[(1 + user_id % 5, october(1 + user_id % 27)), (1 + (user_id + 2) % 5, october(28))],
     )
-    for user_id in range(1, 21)
+    for user_id in range(1, 13)
 ]
+COVERED = len(USERS) - len(BLOCKED)  # the users the model draws when it blocks the others
 COVER_STEPS = sorted(f"passport_covers.generate_cover[user_{u.id}]" for u in USERS)
 
 
@@ -51,17 +52,17 @@ def test_month_run_with_gemini_links_every_passport(deployment, gemini, postgres
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     urls = cover_urls(postgres_url)
     assert all(urls[u.id] for u in USERS)
-    assert gemini.generate_requests == 20
+    assert gemini.generate_requests == len(USERS)
     progress = deployment.progress("2026-10")
     assert {k: progress[k] for k in ("total", "completed", "failed", "skipped", "remaining")} == {
-        "total": 20,
-        "completed": 20,
+        "total": len(USERS),
+        "completed": len(USERS),
         "failed": 0,
         "skipped": 0,
         "remaining": 0,
     }
     assert progress["percent"] == 100.0
-    assert progress["summary"]["generated"] == 20
+    assert progress["summary"]["generated"] == len(USERS)
     # What the operator's command prints is the same report.
     assert deployment.progress_from_the_shell("2026-10") == progress
 
@@ -75,15 +76,15 @@ def test_failures_do_not_hold_back_the_rest_and_reexecution_finishes_the_month(
     first = deployment.execute_month("2026-10")
     assert first.returncode != 0
     [run] = deployment.runs()
-    # The 17 others are linked in that same run; the 3 users are failed steps.
+    # The others are linked in that same run; the 3 users are failed steps.
     urls = cover_urls(postgres_url)
     assert {u for u, url in urls.items() if url} == {u.id for u in USERS} - BLOCKED
     failed = deployment.step_keys(run.run_id, DagsterEventType.STEP_FAILURE)
     assert failed == sorted(f"passport_covers.generate_cover[user_{u}]" for u in BLOCKED)
     assert deployment.step_keys(run.run_id, DagsterEventType.STEP_UP_FOR_RETRY) == []
-    assert gemini.generate_requests == 17 + 3 * 2
+    assert gemini.generate_requests == COVERED + 3 * 2
     progress = deployment.progress("2026-10")
-    assert (progress["completed"], progress["failed"], progress["remaining"]) == (17, 3, 0)
+    assert (progress["completed"], progress["failed"], progress["remaining"]) == (COVERED, 3, 0)
 
     # The model answers properly again: re-execute from failure.
     gemini.clear_rules()
@@ -99,14 +100,15 @@ def test_failures_do_not_hold_back_the_rest_and_reexecution_finishes_the_month(
     assert gemini.generate_requests == 3
     assert all(cover_urls(postgres_url).values())
     progress = deployment.progress("2026-10")
-    assert (progress["completed"], progress["failed"], progress["percent"]) == (20, 0, 100.0)
-    assert progress["summary"]["total"] == 20
+    assert (progress["completed"], progress["failed"]) == (len(USERS), 0)
+    assert progress["percent"] == 100.0
+    assert progress["summary"]["total"] == len(USERS)
 
-    # Nothing paid twice: a new run of the month reuses all 20 stored covers.
+    # Nothing paid twice: a new run of the month reuses every stored cover.
     gemini.reset()
     assert deployment.execute_month("2026-10").returncode == 0
     assert gemini.generate_requests == 0
-    assert deployment.progress("2026-10")["summary"]["reused"] == 20
+    assert deployment.progress("2026-10")["summary"]["reused"] == len(USERS)
 
 
 def test_refused_users_are_named_without_failing_the_month_and_a_later_launch_asks_again(
@@ -119,22 +121,22 @@ def test_refused_users_are_named_without_failing_the_month_and_a_later_launch_as
     urls = cover_urls(postgres_url)
     assert {u for u, url in urls.items() if url} == {u.id for u in USERS} - BLOCKED
     assert deployment.step_keys(run.run_id, DagsterEventType.STEP_FAILURE) == []
-    assert gemini.generate_requests == 20  # a refusal is final: never asked twice in a run
+    assert gemini.generate_requests == len(USERS)  # a refusal is final: never asked twice
     progress = deployment.progress("2026-10")
-    assert (progress["completed"], progress["failed"], progress["remaining"]) == (17, 3, 0)
+    assert (progress["completed"], progress["failed"], progress["remaining"]) == (COVERED, 3, 0)
     summary = progress["summary"]
-    assert (summary["generated"], summary["refused"], summary["failed"]) == (17, 3, 0)
+    assert (summary["generated"], summary["refused"], summary["failed"]) == (COVERED, 3, 0)
     assert summary["refusal_reasons"] == {"IMAGE_SAFETY": 3}
 
     # The prompt is accepted now (say, the template was fixed): the month's next launch asks
-    # the model for the three refused users only; the 17 stored covers are reused.
+    # the model for the three refused users only; the other stored covers are reused.
     gemini.clear_rules()
     gemini.reset()
     assert deployment.execute_month("2026-10").returncode == 0
     assert gemini.generate_requests == 3
     assert all(cover_urls(postgres_url).values())
     summary = deployment.progress("2026-10")["summary"]
-    assert (summary["generated"], summary["reused"], summary["refused"]) == (3, 17, 0)
+    assert (summary["generated"], summary["reused"], summary["refused"]) == (3, COVERED, 0)
 
 
 @pytest.mark.parametrize(
@@ -202,7 +204,7 @@ def test_a_key_revoked_mid_run_halts_the_remaining_users(deployment, gemini):
             for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)
         ]
     halted = sum("this run was halted" in m for m in messages)
-    assert halted >= 18
+    assert halted >= len(USERS) - 2  # all but the two in flight
     assert all("API_KEY_INVALID" in m for m in messages)
     # Users never tried after the halt are remaining, not failed: the month is not 100 % done.
     progress = deployment.progress("2026-10")

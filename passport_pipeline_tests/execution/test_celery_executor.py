@@ -25,6 +25,7 @@ from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october
 from passport_pipeline_tests.support.deployment import BIN, REPO, Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini, Reply
 from passport_pipeline_tests.support.rabbitmq import fresh_vhost
+from passport_pipeline_tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
@@ -68,11 +69,13 @@ class Workers:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while " ready." not in log.read_text():
-            assert self.processes[name].poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, f"worker {name} not ready: {log.read_text()}"
-            time.sleep(0.2)
+        wait_for(
+            lambda: " ready." in log.read_text(),
+            f"worker {name} ready (log: {log})",
+            STARTUP_TIMEOUT_S,
+            0.2,
+            self.processes[name],
+        )
 
     def kill(self, name: str) -> None:
         """What a lost machine does: no warm shutdown, no goodbye to the broker."""
@@ -188,27 +191,31 @@ def user_of(step_key: str) -> int | None:
 
 
 def a_held_call_on(
-    worker: str, deployment: Deployment, gemini: FakeGemini, process: subprocess.Popen, log: Path
+    worker: str, deployment: Deployment, gemini: FakeGemini, process: subprocess.Popen
 ) -> int:
     """With Gemini's answers held, a user whose step ``worker`` runs and whose call waits at
     Gemini. Held calls of the other worker's steps are answered meanwhile, so the month goes on
     until ``worker`` takes a cover step."""
-    deadline = time.monotonic() + RUN_TIMEOUT_S
+
     with deployment.instance() as instance:
-        while True:
-            assert process.poll() is None, log.read_text()[-5000:]
-            assert time.monotonic() < deadline, f"worker {worker} never took a cover step"
+
+        def held_on_worker() -> int | None:
             runs = instance.get_runs(limit=1)
-            if runs:
-                done = succeeded(instance, runs[0].run_id)
-                for step, taken_by in workers_of_steps(instance, runs[0].run_id):
-                    user = user_of(step)
-                    if user is None or step in done or gemini.in_flight_since(title(user)) is None:
-                        continue
-                    if taken_by == worker:
-                        return user
-                    gemini.release_answers(title(user))
-            time.sleep(0.05)
+            if not runs:
+                return None
+            done = succeeded(instance, runs[0].run_id)
+            for step, taken_by in workers_of_steps(instance, runs[0].run_id):
+                user = user_of(step)
+                if user is None or step in done or gemini.in_flight_since(title(user)) is None:
+                    continue
+                if taken_by == worker:
+                    return user
+                gemini.release_answers(title(user))
+            return None
+
+        return wait_for(
+            held_on_worker, f"worker {worker} to take a cover step", RUN_TIMEOUT_S, 0.05, process
+        )
 
 
 def test_two_workers_share_the_pool_and_a_killed_worker_loses_no_user(
@@ -219,7 +226,7 @@ def test_two_workers_share_the_pool_and_a_killed_worker_loses_no_user(
     process, log = start_month(deployment)
     try:
         # Worker a's machine is lost while it waits on Gemini for a user's cover.
-        victim = a_held_call_on("a", deployment, gemini, process, log)
+        victim = a_held_call_on("a", deployment, gemini, process)
         workers.kill("a")
         killed_at = time.monotonic()
         gemini.release_answers()

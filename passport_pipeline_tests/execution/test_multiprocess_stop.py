@@ -9,7 +9,6 @@ multiprocess executor (``CoversExecutor`` around Dagster's).
 
 import os
 import signal
-import time
 
 import pytest
 from dagster import (
@@ -28,6 +27,7 @@ from dagster import (
 from passport_pipeline.dagster_internals import ErrorSource, from_failure_step_keys
 from passport_pipeline.execution.executor import multiprocess_executor_def
 from passport_pipeline_tests.support.deployment import REPO
+from passport_pipeline_tests.support.waiting import wait_for
 
 # Dagster's behaviour under our wrapper: a tripwire of `make test-internals` too.
 pytestmark = pytest.mark.internals
@@ -35,13 +35,13 @@ INTERRUPTED = "received termination signal"
 
 
 def _wait_for_event(context: OpExecutionContext, event_type: DagsterEventType, text: str) -> None:
-    deadline = time.monotonic() + 120
-    while not any(
-        text in (entry.dagster_event.message or "") or text == entry.dagster_event.step_key
-        for entry in context.instance.all_logs(context.run_id, of_type=event_type)
-    ):
-        assert time.monotonic() < deadline, f"no {event_type} with {text!r}"
-        time.sleep(0.05)
+    def seen() -> bool:
+        return any(
+            text in (entry.dagster_event.message or "") or text == entry.dagster_event.step_key
+            for entry in context.instance.all_logs(context.run_id, of_type=event_type)
+        )
+
+    wait_for(seen, f"a {event_type} with {text!r}", 120, every_s=0.05)
 
 
 @op(config_schema={"run_pid": int})
