@@ -6,7 +6,6 @@ One deployment serves the module; each test uses its own month and users."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from passport_pipeline.domain.month_status import MonthProgress
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, write_dataset
 from passport_pipeline_tests.support.deployment import Deployment, free_port
 from passport_pipeline_tests.support.postgres import database_url, fresh_postgres_database
+from passport_pipeline_tests.support.waiting import wait_for
 
 # One webserver and daemon for the module (its fixture): all its tests on one xdist worker.
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.xdist_group("backend_api")]
@@ -84,12 +84,13 @@ def served(tmp_path_factory):
 
 def finish(backend: PassportBackend, month: str, run_id: str) -> list[MonthProgress]:
     """Every progress read while polling the run, the last one finished."""
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    seen = [backend.progress(month, run_id)]
-    while not seen[-1].finished:
-        assert time.monotonic() < deadline, f"not finished in {RUN_TIMEOUT_S} s: {seen[-1]}"
-        time.sleep(1)
+    seen: list[MonthProgress] = []
+
+    def finished() -> bool:
         seen.append(backend.progress(month, run_id))
+        return seen[-1].finished
+
+    wait_for(finished, f"the run {run_id} to finish", RUN_TIMEOUT_S, 1)
     return seen
 
 

@@ -6,7 +6,6 @@ Gemini fake."""
 from __future__ import annotations
 
 import itertools
-import time
 
 import pytest
 from dagster import DagsterRunStatus, RunsFilter
@@ -20,6 +19,7 @@ from passport_pipeline_tests.support.ui_graphql import (
     REPOSITORY,
     graphql,
 )
+from passport_pipeline_tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 API_KEY = "AIzaTEST-queued-key-00011122233344"
@@ -59,17 +59,15 @@ def test_job_page_asset_page_and_backfill_at_once_run_one_after_another_paying_o
             )["launchPartitionBackfill"]
             assert backfill["__typename"] == "LaunchBackfillSuccess", backfill
 
-            deadline = time.monotonic() + TIMEOUT_S
-            while True:
+            def all_ended():
                 with deployment.instance() as instance:
                     records = instance.get_run_records(
                         RunsFilter(tags={"dagster/partition": "2026-10"})
                     )
                     done = instance.get_backfill(backfill["backfillId"]).status.value != "REQUESTED"
-                if len(records) == 3 and done and all(r.end_time for r in records):
-                    break
-                assert time.monotonic() < deadline, [r.dagster_run.status for r in records]
-                time.sleep(1)
+                return len(records) == 3 and done and all(r.end_time for r in records) and records
+
+            records = wait_for(all_ended, "the launches and the backfill to end", TIMEOUT_S, 1)
 
     # Every launch ran, one after another: no two runs of the month overlapped.
     assert {r.dagster_run.status for r in records} == {DagsterRunStatus.SUCCESS}

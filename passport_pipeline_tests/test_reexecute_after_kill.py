@@ -9,7 +9,6 @@ before the run's failure is. Paid calls are counted at the Gemini fake.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +22,7 @@ from passport_pipeline_tests.support.gemini_deployment import (
     gemini_deployment,
     gemini_fake,
 )
+from passport_pipeline_tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 9)]
@@ -44,11 +44,7 @@ def test_from_failure_planned_the_moment_a_killed_run_shows_failed_covers_everyo
     deployment.set_pool_limit(1)
     gemini.latency_s = 0.5
     cli = deployment.start(*deployment.month_command("2026-10"))
-    deadline = time.monotonic() + 180
-    while len(covered(postgres_url)) < 2:
-        assert cli.poll() is None, cli.communicate()[0][-3000:]
-        assert time.monotonic() < deadline, "the run never got going"
-        time.sleep(0.05)
+    wait_for(lambda: len(covered(postgres_url)) >= 2, "the run's first covers", 180, 0.05, cli)
     kill_with_children(cli)
     [killed] = deployment.runs()
     assert killed.status is DagsterRunStatus.STARTED

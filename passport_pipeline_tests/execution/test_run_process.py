@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from dataclasses import replace
 
 import psutil
@@ -15,6 +14,7 @@ from passport_pipeline.execution.run_process import (
     ProcessIdentity,
     process_running,
 )
+from passport_pipeline_tests.support.waiting import wait_for
 
 
 def run_tagged(run_id: str, identity: ProcessIdentity | None) -> DagsterRun:
@@ -58,10 +58,12 @@ def test_an_unreaped_zombie_is_not_running():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
         # Not reaped yet: the kernel keeps the ended process as a zombie until wait().
-        deadline = time.monotonic() + 30
-        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(
+            lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE,
+            "the child to end",
+            30,
+            0.05,
+        )
         assert not process_running(child.pid)
     finally:
         child.wait()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -37,6 +36,7 @@ from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
 from passport_pipeline_tests.support.gemini_deployment import GEMINI_TEST_KEY, gemini_fake
 from passport_pipeline_tests.support.launch import local_resources_for
+from passport_pipeline_tests.support.waiting import wait_for
 
 USERS = [UserRow(i, title=f"Trip {i:03d}", visits=[(1 + i % 5, october(9))]) for i in range(1, 5)]
 MONTH = {PARTITION_TAG: "2026-10"}
@@ -64,10 +64,7 @@ def stop_while_drawing(
 ) -> None:
     """Once ``title`` is being drawn, interrupt this process, as the run worker's signal does;
     for the UI's Terminate, first mark the run CANCELING."""
-    deadline = time.monotonic() + 60
-    while gemini.in_flight_since(title) is None:
-        assert time.monotonic() < deadline, f"{title} was never drawn"
-        time.sleep(0.02)
+    wait_for(lambda: gemini.in_flight_since(title) is not None, f"{title} drawn", 60, 0.02)
     [run] = instance.get_runs(limit=1)
     if terminate:
         instance.report_run_canceling(run)

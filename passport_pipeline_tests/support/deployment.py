@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRun
 
 from passport_pipeline.covers.progress import latest_run_id, report_for
 from passport_pipeline.domain.months import Month
+from passport_pipeline_tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -306,17 +306,15 @@ def free_port() -> int:
 
 def _wait_for_location(url: str, process: subprocess.Popen, timeout: float) -> None:
     query = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the webserver exited with {process.returncode}"
+
+    def loaded() -> bool:
         try:
             answer = requests.post(url, json={"query": query}, timeout=5)
-            if answer.ok and answer.json()["data"]["repositoriesOrError"].get("nodes"):
-                return
         except requests.RequestException:
-            pass
-        time.sleep(1)
-    raise TimeoutError(f"the webserver did not load the code location within {timeout} s")
+            return False
+        return answer.ok and bool(answer.json()["data"]["repositoriesOrError"].get("nodes"))
+
+    wait_for(loaded, "the webserver to load the code location", timeout, 1, process)
 
 
 def _stop_group(process: subprocess.Popen) -> None:

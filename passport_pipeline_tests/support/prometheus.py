@@ -56,7 +56,25 @@ def exporter(env: dict[str, str], log: Path, port: int | None = None) -> Iterato
         yield Exporter(url, process.pid)
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # Seen twice in full suites, never alone: say what the process was doing.
+            state = _proc_status(process.pid)
+            process.kill()
+            process.wait(timeout=30)
+            raise AssertionError(f"the exporter ignored SIGTERM for 30 s: {state}") from None
+
+
+def _proc_status(pid: int) -> str:
+    """The kernel's view of a process: its state and its blocked, ignored and caught signals."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError as error:
+        return f"(unreadable: {error})"
+    wanted = ("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt", "Threads")
+    return "; ".join(line for line in lines if line.startswith(wanted)) + f"; wchan {wchan}"
 
 
 @contextmanager
@@ -92,7 +110,25 @@ def prometheus(root: Path, target: str) -> Iterator[Prometheus]:
         yield server
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # Seen twice in full suites, never alone: say what the process was doing.
+            state = _proc_status(process.pid)
+            process.kill()
+            process.wait(timeout=30)
+            raise AssertionError(f"the exporter ignored SIGTERM for 30 s: {state}") from None
+
+
+def _proc_status(pid: int) -> str:
+    """The kernel's view of a process: its state and its blocked, ignored and caught signals."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError as error:
+        return f"(unreadable: {error})"
+    wanted = ("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt", "Threads")
+    return "; ".join(line for line in lines if line.startswith(wanted)) + f"; wchan {wchan}"
 
 
 class Prometheus:
