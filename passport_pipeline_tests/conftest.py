@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +24,20 @@ def pytest_collection_modifyitems(config, items) -> None:
     ones. The order is the same on every worker. (Starting
     the daemon, webserver and browser tests all at once was slower: 445 s against 421 s.)"""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
+@pytest.fixture(autouse=True)
+def signals_as_a_shell_leaves_them() -> None:
+    """A child process keeps every signal its parent ignores, through exec. Some test left this
+    worker ignoring SIGINT, and Dagster's in-process runs copy SIGINT's handler onto SIGTERM
+    (``dagster/_utils/interrupts.py``): the exporter started next ignored its SIGTERM
+    (``SigIgn`` in /proc). Each test starts from a shell's defaults."""
+    for signum, default in (
+        (signal.SIGINT, signal.default_int_handler),
+        (signal.SIGTERM, signal.SIG_DFL),
+    ):
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, default)
 
 
 @pytest.fixture

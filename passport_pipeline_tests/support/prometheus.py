@@ -55,15 +55,20 @@ def exporter(env: dict[str, str], log: Path, port: int | None = None) -> Iterato
         assert process.poll() is None, log.read_text()
         yield Exporter(url, process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            # Seen twice in full suites, never alone: say what the process was doing.
-            state = _proc_status(process.pid)
-            process.kill()
-            process.wait(timeout=30)
-            raise AssertionError(f"the exporter ignored SIGTERM for 30 s: {state}") from None
+        _stop(process, "the exporter")
+
+
+def _stop(process: subprocess.Popen, what: str) -> None:
+    """SIGTERM, as an operator's service manager stops it; if that does not end it within 30 s
+    (the exporter, seen twice in full suites, never alone), say what the process was doing."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        state = _proc_status(process.pid)
+        process.kill()
+        process.wait(timeout=30)
+        raise AssertionError(f"{what} did not end within 30 s of SIGTERM: {state}") from None
 
 
 def _proc_status(pid: int) -> str:
@@ -109,26 +114,7 @@ def prometheus(root: Path, target: str) -> Iterator[Prometheus]:
         assert process.poll() is None, (root / "prometheus.log").read_text()[-3000:]
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            # Seen twice in full suites, never alone: say what the process was doing.
-            state = _proc_status(process.pid)
-            process.kill()
-            process.wait(timeout=30)
-            raise AssertionError(f"the exporter ignored SIGTERM for 30 s: {state}") from None
-
-
-def _proc_status(pid: int) -> str:
-    """The kernel's view of a process: its state and its blocked, ignored and caught signals."""
-    try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-        wchan = Path(f"/proc/{pid}/wchan").read_text()
-    except OSError as error:
-        return f"(unreadable: {error})"
-    wanted = ("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt", "Threads")
-    return "; ".join(line for line in lines if line.startswith(wanted)) + f"; wchan {wchan}"
+        _stop(process, "Prometheus")
 
 
 class Prometheus:
