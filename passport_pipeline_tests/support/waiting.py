@@ -26,7 +26,12 @@ def wait_for(
         if value:
             return value
         if alive is not None and alive.poll() is not None:
-            output = alive.communicate()[0] or ""
+            # A child that outlives the process may hold its output pipe open: read for a while
+            # only, or the failure would hang instead of being told.
+            try:
+                output = alive.communicate(timeout=10)[0] or ""
+            except subprocess.TimeoutExpired:
+                output = "(its output is still held open by a process it started)"
             raise AssertionError(f"{what}: the process ended first\n{output[-3000:]}")
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout_s} s")
