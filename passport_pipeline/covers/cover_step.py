@@ -77,16 +77,29 @@ def generate_cover(
                 title=passport.title,
                 visits=tuple(visits),
             )
+            counted: list[PermanentImageModelError] = []
+
+            def count_unusable(error: PermanentImageModelError) -> None:
+                _count_unusable(context, task, error)
+                counted.append(error)
+
             try:
                 if task.batch is not None:  # the answer of the month's Gemini batch, already paid
                     image = batch_image(task, image_model)
                 else:
                     # The halt is asked again right before each paid call: a step that
-                    # waited for the pace while the run halted calls nothing.
-                    image = image_model.generate(request, go_ahead=lambda: _stop_if_halted(context))
+                    # waited for the pace while the run halted calls nothing. Unusable answers
+                    # count toward the halt before the next user is let in.
+                    image = image_model.generate(
+                        request,
+                        go_ahead=lambda: _stop_if_halted(context),
+                        on_unusable=count_unusable,
+                    )
             except PermanentImageModelError as error:
                 if error.refused:
                     return _refused(context, task, error)
+                if error.unusable_answer and error not in counted:
+                    _count_unusable(context, task, error)
                 raise _failure(context, task, error, image_model) from None
             pending_covers.keep(stem, image)
         return _store_and_link(
@@ -174,17 +187,23 @@ def _failure(
         if error.daily_quota:  # recorded before the halt: its alert says when the month resumes
             record_quota_halt(context, task.month, error.retry_delay_s)
         _halt_run(context, str(error))
-    elif error.unusable_answer:
-        said = f"user {task.user_id}: {error}"
-        reason = record_unusable_and_check(context, task.month, task.user_id, error.reason)
-        if reason is not None:
-            _halt_run(context, halt_reason(reason, HALT_AFTER_UNUSABLE, said))
     metadata = {"user_id": task.user_id, "reason": error.reason, **tally_metadata(error.responses)}
     if error.paid_calls:
         # Unusable answers are still answers: the month's cost counts them (covers/progress.py).
         price = float(getattr(image_model, "price_per_image_usd", 0.0))
         metadata |= {"paid_calls": error.paid_calls, "estimated_cost_usd": error.paid_calls * price}
     return Failure(f"user {task.user_id}: {error}", metadata=metadata, allow_retries=False)
+
+
+def _count_unusable(
+    context: OpExecutionContext, task: UserTask, error: PermanentImageModelError
+) -> None:
+    # Recorded first, then the run's streak read: of two users ending at once, the later reader
+    # sees both (covers/breaker.py).
+    reason = record_unusable_and_check(context, task.month, task.user_id, error.reason)
+    if reason is not None:
+        said = f"user {task.user_id}: {error}"
+        _halt_run(context, halt_reason(reason, HALT_AFTER_UNUSABLE, said))
 
 
 def _skipped(task: UserTask, reason: str) -> Output[CoverRecord]:

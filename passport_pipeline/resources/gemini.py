@@ -153,7 +153,26 @@ class GeminiImageModel(ImageModel):
             ) from None
 
     def generate(
-        self, request: CoverRequest, go_ahead: Callable[[], None] | None = None
+        self,
+        request: CoverRequest,
+        go_ahead: Callable[[], None] | None = None,
+        on_unusable: Callable[[PermanentImageModelError], None] | None = None,
+    ) -> GeneratedImage:
+        # A place in the run's width for this user, held across all its attempts and until its
+        # unusable answers are recorded: a broken model's answers end users (and so halt the
+        # run) before more users are asked.
+        place = self._pacer.enter() if self._pacer is not None else None
+        try:
+            return self._generate(request, go_ahead, on_unusable)
+        finally:
+            if place is not None:
+                self._pacer.leave(place)
+
+    def _generate(
+        self,
+        request: CoverRequest,
+        go_ahead: Callable[[], None] | None,
+        on_unusable: Callable[[PermanentImageModelError], None] | None,
     ) -> GeneratedImage:
         started = time.monotonic()
         body = protocol.build_generate_body(request.prompt, self.aspect_ratio)
@@ -164,13 +183,16 @@ class GeminiImageModel(ImageModel):
         except _AttemptFailed as failed:
             verdict = failed.verdict
             if (unusable := failed.first_unusable) is not None:
-                raise PermanentImageModelError(
+                error = PermanentImageModelError(
                     protocol.unusable_message(unusable, verdict, failed.attempts),
                     reason=unusable.reason,
                     unusable_answer=True,
                     paid_calls=failed.unusable_answers,
                     responses=failed.responses,
-                ) from None
+                )
+                if on_unusable is not None:
+                    on_unusable(error)
+                raise error from None
             if verdict.transient:
                 # Dagster retries the step without metadata: the message carries the tally.
                 raise TransientImageModelError(
@@ -327,16 +349,7 @@ class GeminiImageModel(ImageModel):
             sleep=self._wait,
             reraise=True,
         )
-        pacer = self._pacer if body is not None else None  # the preflight is free
-        if pacer is None:
-            return retrying(attempt), responses
-        # A place in the run's width for this user, held across all its attempts: a broken
-        # model's answers end users (and so halt the run) before more users are asked.
-        place = pacer.enter()
-        try:
-            return retrying(attempt), responses
-        finally:
-            pacer.leave(place)
+        return retrying(attempt), responses
 
     def _call_once(self, method: str, path: str, body: dict[str, Any] | None) -> GeminiImage | dict:
         key = self.api_key.strip()  # a trailing newline from a secrets file is harmless

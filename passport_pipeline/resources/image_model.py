@@ -87,10 +87,15 @@ class ImageModel(ConfigurableResource):
         return ()
 
     def generate(
-        self, request: CoverRequest, go_ahead: Callable[[], None] | None = None
+        self,
+        request: CoverRequest,
+        go_ahead: Callable[[], None] | None = None,
+        on_unusable: Callable[[PermanentImageModelError], None] | None = None,
     ) -> GeneratedImage:
         """The cover for ``request``. ``go_ahead`` is asked right before each paid call (after
-        any wait for the pace): it raises to call no more (a halted run)."""
+        any wait for the pace): it raises to call no more (a halted run). ``on_unusable`` is
+        told of answers that were no image before they are raised, while this user still holds
+        its place among the calls in flight, so the next user is asked only after they count."""
         raise NotImplementedError
 
 
@@ -104,7 +109,10 @@ class LocalImageModel(ImageModel):
         return ("passport_pipeline.render.cover",)
 
     def generate(
-        self, request: CoverRequest, go_ahead: Callable[[], None] | None = None
+        self,
+        request: CoverRequest,
+        go_ahead: Callable[[], None] | None = None,
+        on_unusable: Callable[[PermanentImageModelError], None] | None = None,
     ) -> GeneratedImage:
         # Imported here so that a Gemini-only deployment's steps never load the renderer.
         from passport_pipeline.render.cover import render_cover
