@@ -25,7 +25,7 @@ from passport_pipeline.execution.run_hooks import RunHooks
 from passport_pipeline.resources.app_db import AppDatabase
 from passport_pipeline.resources.cover_keys import CoverKeys
 from passport_pipeline.resources.image_model import AspectRatio, ImageModel, LocalImageModel
-from passport_pipeline.resources.image_store import ImageStore, LocalImageStore, S3ImageStore
+from passport_pipeline.resources.image_store import ImageStore, LocalImageStore
 from passport_pipeline.resources.pending_covers import PendingCovers
 from passport_pipeline.settings import Settings, load_settings
 
@@ -67,6 +67,8 @@ def image_model_for(settings: Settings) -> ImageModel:
 def image_store_for(settings: Settings) -> ImageStore:
     if settings.image_store == "s3":
         from dagster_aws.s3 import S3Resource
+
+        from passport_pipeline.resources.s3_store import S3ImageStore
 
         # Region, endpoint and credentials come from boto3's own chain (AWS_* variables, roles).
         return S3ImageStore(

@@ -12,11 +12,8 @@ from dagster import MetadataValue, build_resources
 from dagster_aws.s3 import S3Resource
 
 from passport_pipeline.definitions import image_store_for
-from passport_pipeline.resources.image_store import (
-    PRESIGNED_URL_TTL_S,
-    S3ImageStore,
-    StoredObject,
-)
+from passport_pipeline.resources.image_store import StoredObject
+from passport_pipeline.resources.s3_store import PRESIGNED_URL_TTL_S, S3ImageStore
 from passport_pipeline.settings import load_settings
 from passport_pipeline_tests.support.moto_s3 import MotoS3Server
 
