@@ -66,14 +66,14 @@ def test_a_new_pool_limit_applies_to_the_next_run_without_a_deploy(deployment, g
     # The fake holds its answers until the pool's width is in flight (10 s at most), so the
     # width is reached however slowly a loaded machine starts the steps.
     gemini.answer_when_in_flight = 2
-    deployment.set_pool_limit(2)
+    deployment.set_pool_limit(2, from_the_shell=True)
     assert deployment.execute_month("2026-10").returncode == 0
     assert gemini.max_in_flight == 2
     # The run's own record of it, from its step start and end events.
     assert deployment.progress("2026-10")["max_in_flight"] == 2
     gemini.reset()
     gemini.answer_when_in_flight = 5
-    deployment.set_pool_limit(5)
+    deployment.set_pool_limit(5, from_the_shell=True)
     assert deployment.execute_month("2026-09").returncode == 0
     assert gemini.max_in_flight == 5
 
