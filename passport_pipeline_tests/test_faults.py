@@ -19,7 +19,7 @@ from dagster import DagsterEventType, DagsterRunStatus
 
 from passport_pipeline.dagster_internals import ErrorSource, from_failure_step_keys
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october, write_dataset
-from passport_pipeline_tests.support.deployment import Deployment
+from passport_pipeline_tests.support.deployment import Deployment, ended_or_stacks
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
 from passport_pipeline_tests.support.gemini_deployment import (
     gemini_deployment,
@@ -87,7 +87,7 @@ def interrupt_half_way(
     process = deployment.start(*command)
     wait_for(lambda: covered(database) >= done, "the run's first covers", 180, alive=process)
     process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=180)
+    output = ended_or_stacks(process, 180)
     assert process.returncode != 0, output[-3000:]
     run = deployment.runs()[-1]
     assert run.status in (DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE)

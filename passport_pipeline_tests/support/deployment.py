@@ -78,6 +78,9 @@ class Deployment:
             # so the tests start it at a thousand a second (the pace itself is
             # resources/test_pacing.py's, the slow start's width test_breaker.py's).
             GEMINI_START_RATE="60000",
+            # A command that does not end can be asked for its threads' stacks (SIGABRT):
+            # ``ended_or_stacks`` below.
+            PYTHONFAULTHANDLER="1",
         )
         env.update(variables)
         return cls(root, env)
@@ -286,6 +289,34 @@ class Deployment:
             if path.is_file() and needle.encode() in path.read_bytes():
                 hits.append(path)
         return hits
+
+
+def ended_or_stacks(process: subprocess.Popen, timeout_s: float) -> str:
+    """The output of a command that ends within ``timeout_s``. One that does not fails the test
+    with what each of its processes was doing: their states, then every Python thread's stack
+    (SIGABRT, which faulthandler answers in a deployment's processes), then its output."""
+    try:
+        return process.communicate(timeout=timeout_s)[0]
+    except subprocess.TimeoutExpired:
+        pass
+    tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    states = []
+    for member in tree:
+        with suppress(psutil.Error):
+            states.append(f"{member.pid} {member.status()} {' '.join(member.cmdline()[:8])}")
+    for member in tree:  # each Python process prints its threads' stacks and ends
+        with suppress(psutil.Error):
+            member.send_signal(signal.SIGABRT)
+    try:  # (communicate keeps what it read before a timeout: this is the whole output)
+        output = process.communicate(timeout=30)[0] or ""
+    except subprocess.TimeoutExpired:
+        kill_pid_with_children(process.pid)
+        output = process.communicate(timeout=30)[0] or ""
+    raise AssertionError(
+        f"the command did not end within {timeout_s} s; its processes:\n"
+        + "\n".join(states)
+        + f"\nand their stacks and output:\n{output[-20000:]}"
+    )
 
 
 def kill_with_children(process: subprocess.Popen) -> None:
