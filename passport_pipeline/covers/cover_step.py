@@ -77,12 +77,6 @@ def generate_cover(
                 title=passport.title,
                 visits=tuple(visits),
             )
-            counted: list[PermanentImageModelError] = []
-
-            def count_unusable(error: PermanentImageModelError) -> None:
-                _count_unusable(context, task, error)
-                counted.append(error)
-
             try:
                 if task.batch is not None:  # the answer of the month's Gemini batch, already paid
                     image = batch_image(task, image_model)
@@ -93,12 +87,14 @@ def generate_cover(
                     image = image_model.generate(
                         request,
                         go_ahead=lambda: _stop_if_halted(context),
-                        on_unusable=count_unusable,
+                        on_unusable=lambda error: _count_unusable(context, task, error),
                     )
             except PermanentImageModelError as error:
                 if error.refused:
                     return _refused(context, task, error)
-                if error.unusable_answer and error not in counted:
+                if error.unusable_answer and task.batch is not None:
+                    # A batch answer holds no place in flight: counted here (generate's are
+                    # counted through on_unusable, before its user's place is given back).
                     _count_unusable(context, task, error)
                 raise _failure(context, task, error, image_model) from None
             pending_covers.keep(stem, image)
