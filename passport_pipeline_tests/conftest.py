@@ -18,12 +18,40 @@ from passport_pipeline_tests.support.postgres import (
 pytest_plugins = ["passport_pipeline_tests.support.fixtures"]
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items) -> None:
     """End-to-end tests (marked ``e2e``) first: they take most of the suite's time, and on
     xdist's workers the short tests then fill the gaps instead of trailing behind the long
     ones. The order is the same on every worker. (Starting
     the daemon, webserver and browser tests all at once was slower: 445 s against 421 s.)"""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+    _check_groups_hold(config, items)
+
+
+def _check_groups_hold(config, items) -> None:
+    """A module that shares one deployment among its tests (``xdist_group``) must run on one
+    worker, or each worker it lands on starts that deployment again. pytest-xdist marks a
+    grouped test by a suffix of its id; under pytest 9.2 that suffix is silently lost (the
+    backend's webserver and daemon were started three times a suite). Such a test fails by
+    name (a usage error here would only crash xdist's worker without a word)."""
+    if not getattr(config.option, "loadgroup", False):  # set on xdist's workers only
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+            item.stash[UNGROUPED] = (
+                f"pytest-xdist's --dist loadgroup did not group this test under pytest "
+                f"{pytest.__version__}: its module's deployment would start on every worker "
+                "(pyproject.toml pins pytest below 9.2 for this)"
+            )
+
+
+UNGROUPED = pytest.StashKey[str]()
+
+
+@pytest.fixture(autouse=True)
+def grouped_as_marked(request) -> None:
+    if UNGROUPED in request.node.stash:
+        pytest.fail(request.node.stash[UNGROUPED])
 
 
 @pytest.fixture(autouse=True)
