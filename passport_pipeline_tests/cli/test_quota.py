@@ -1,5 +1,7 @@
 """The operator's live change of the pace, from the shell, and a month that keeps it: the
-requests' arrivals are timed at the fake Gemini (a sqlite instance, as `make dev` has)."""
+requests' arrivals are timed at the fake Gemini (a sqlite instance, as `make dev` has). The
+command's other answers are read by calling its ``main`` in this process, on the deployment's
+environment (a command start costs seconds of CPU)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from passport_pipeline.cli.quota import main as quota_main
 from passport_pipeline_tests.support.dataset import UserRow, cover_urls, october
 from passport_pipeline_tests.support.deployment import Deployment
 from passport_pipeline_tests.support.fake_gemini import FakeGemini
@@ -35,18 +38,34 @@ def deployment(tmp_path, sqlite_url, gemini) -> Deployment:
 
 
 def quota(deployment: Deployment, *args: str):
+    """The command, from the shell."""
     return deployment.run(*QUOTA, *args)
 
 
-def test_a_limit_set_from_the_shell_spaces_the_next_months_requests(deployment, gemini):
-    shown = quota(deployment, "--json")
-    assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["pace"]["limit"] is None
+def quota_here(deployment: Deployment, capsys, *args: str) -> tuple[int, str, str]:
+    """The command's exit code, output and errors, its ``main`` called in this process."""
+    capsys.readouterr()
+    with deployment.environment():
+        code = quota_main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def shown(deployment: Deployment, capsys) -> dict:
+    code, out, err = quota_here(deployment, capsys, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_a_limit_set_from_the_shell_spaces_the_next_months_requests(deployment, gemini, capsys):
+    assert shown(deployment, capsys)["pace"]["limit"] is None
 
     changed = quota(deployment, "set", "30")
     assert changed.returncode == 0, changed.stderr
     assert "limit set: 30/min (limit 30)" in changed.stdout
-    assert json.loads(quota(deployment, "--json").stdout)["pace"]["limit"] == 30
+    read = quota(deployment, "--json")
+    assert read.returncode == 0, read.stderr
+    assert json.loads(read.stdout)["pace"]["limit"] == 30
 
     month = deployment.execute_month("2026-10")
     assert month.returncode == 0, month.stdout[-3000:]
@@ -59,11 +78,11 @@ def test_a_limit_set_from_the_shell_spaces_the_next_months_requests(deployment, 
     assert len(arrivals) == 5 and min(gaps) >= 60 / 30 * 0.75
     assert arrivals[-1] - arrivals[0] >= 4 * 60 / 30 * 0.95
 
-    after = json.loads(quota(deployment, "--json").stdout)
+    after = shown(deployment, capsys)
     assert after["started_last_minute"] == 5 and after["in_flight"] == 0
-    cleared = quota(deployment, "clear")
-    assert cleared.returncode == 0 and "limit from the environment" in cleared.stdout
-    assert json.loads(quota(deployment, "--json").stdout)["pace"]["limit"] is None
+    code, out, _ = quota_here(deployment, capsys, "clear")
+    assert code == 0 and "limit from the environment" in out
+    assert shown(deployment, capsys)["pace"]["limit"] is None
 
 
 @pytest.mark.parametrize(
@@ -74,7 +93,10 @@ def test_a_limit_set_from_the_shell_spaces_the_next_months_requests(deployment, 
         (["set"], "set needs a number"),
     ],
 )
-def test_bad_input_is_refused_with_one_clear_line_and_changes_nothing(deployment, args, said):
-    refused = quota(deployment, *args)
-    assert refused.returncode == 2 and said in refused.stderr
-    assert json.loads(quota(deployment, "--json").stdout)["pace"]["limit"] is None
+def test_bad_input_is_refused_with_one_clear_line_and_changes_nothing(
+    deployment, capsys, args, said
+):
+    code, _, err = quota_here(deployment, capsys, *args)
+    assert code == 2 and said in err
+    assert len(err.strip().splitlines()) == 1
+    assert shown(deployment, capsys)["pace"]["limit"] is None

@@ -191,11 +191,15 @@ def user_of(step_key: str) -> int | None:
 
 
 def a_held_call_on(
-    worker: str, deployment: Deployment, gemini: FakeGemini, process: subprocess.Popen
+    worker: str,
+    deployment: Deployment,
+    gemini: FakeGemini,
+    process: subprocess.Popen,
+    besides: int,
 ) -> int:
-    """With Gemini's answers held, a user whose step ``worker`` runs and whose call waits at
-    Gemini. Held calls of the other worker's steps are answered meanwhile, so the month goes on
-    until ``worker`` takes a cover step."""
+    """With Gemini's answers held, a user (not ``besides``) whose step ``worker`` runs and whose
+    call waits at Gemini. Held calls of the other worker's steps are answered meanwhile, so the
+    month goes on until ``worker`` takes a cover step."""
 
     with deployment.instance() as instance:
 
@@ -208,7 +212,7 @@ def a_held_call_on(
                 user = user_of(step)
                 if user is None or step in done or gemini.in_flight_since(title(user)) is None:
                     continue
-                if taken_by == worker:
+                if taken_by == worker and user != besides:
                     return user
                 gemini.release_answers(title(user))
             return None
@@ -218,15 +222,20 @@ def a_held_call_on(
         )
 
 
-def test_two_workers_share_the_pool_and_a_killed_worker_loses_no_user(
-    deployment, workers, gemini, postgres_url
+def test_a_killed_worker_loses_no_user_and_from_failure_runs_the_failed_user_on_the_workers(
+    deployment, workers, gemini, postgres_url, moto_s3
 ):
+    """What differs on Celery, in one month: two machines share the pool, one is lost
+    mid-call, a user that fails is re-executed from failure on the machine left."""
+    # Bytes that are no image: asked again once, then user 5's step fails for good.
+    failing = 5
+    gemini.script([Reply.corrupt_image()], prompt_contains=title(failing))
     gemini.latency_s = 0.5
     gemini.hold_answers()
     process, log = start_month(deployment)
     try:
         # Worker a's machine is lost while it waits on Gemini for a user's cover.
-        victim = a_held_call_on("a", deployment, gemini, process)
+        victim = a_held_call_on("a", deployment, gemini, process, besides=failing)
         workers.kill("a")
         killed_at = time.monotonic()
         gemini.release_answers()
@@ -234,11 +243,12 @@ def test_two_workers_share_the_pool_and_a_killed_worker_loses_no_user(
     finally:
         if process.poll() is None:
             process.kill()
-    assert returncode == 0, log.read_text()[-5000:]
+    assert returncode != 0, log.read_text()[-5000:]
 
-    [run] = deployment.runs()
+    [first] = deployment.runs()
     with deployment.instance() as instance:
-        taken = workers_of_steps(instance, run.run_id)
+        taken = workers_of_steps(instance, first.run_id)
+        assert cover_step(failing) not in succeeded(instance, first.run_id)
     assert {worker for step, worker in taken if "generate_cover" in step} == {"a", "b"}
     # Never more than the pool's 3 at Gemini at once, across both machines. Calls the dead
     # worker left behind go on at the server (nobody is there to read the answer) while their
@@ -260,48 +270,39 @@ def test_two_workers_share_the_pool_and_a_killed_worker_loses_no_user(
     assert 1 <= len(orphans) <= POOL
     # The step cut off on a was handed to b by the broker and finished there.
     assert victim in handed_over
-    # Nothing lost: every user has a cover; the calls cut off by the kill are the only ones
-    # paid twice, and there were at most as many as a could hold (the pool's 3).
-    assert all(cover_urls(postgres_url).values())
+    # Nothing lost: every other user has a cover; the calls cut off by the kill are the only
+    # ones paid twice, and there were at most as many as a could hold (the pool's 3).
+    covered = {user for user, url in cover_urls(postgres_url).items() if url}
+    assert covered == {u.id for u in USERS} - {failing}
     assert gemini.requests_for(title(victim)) == 2
-    assert all(gemini.requests_for(title(u.id)) in (1, 2) for u in USERS)
-    assert gemini.generate_requests <= len(USERS) + POOL
+    assert all(gemini.requests_for(title(u.id)) in (1, 2) for u in USERS if u.id != failing)
+    failing_paid = gemini.requests_for(title(failing))
+    assert failing_paid == 2 + (failing in handed_over)
+    assert gemini.generate_requests <= len(USERS) + 1 + POOL
     progress = deployment.progress("2026-10")
-    assert (progress["completed"], progress["failed"], progress["remaining"]) == (12, 0, 0)
-    assert progress["status"] == "success"
+    assert (progress["completed"], progress["failed"], progress["remaining"]) == (11, 1, 0)
     # The run process gave back every slot it claimed for the workers.
     with deployment.instance() as instance:
         assert instance.event_log_storage.get_concurrency_info("gemini").active_slot_count == 0
 
-
-def test_reexecute_from_failure_runs_the_failed_user_on_the_workers(
-    deployment, workers, gemini, postgres_url, moto_s3
-):
-    # Bytes that are no image: asked again once, then user 5's step fails for good.
-    gemini.script([Reply.corrupt_image()], prompt_contains=title(5))
-    process, log = start_month(deployment)
-    assert finish(process, log) != 0
-    [first] = deployment.runs()
-    with deployment.instance() as instance:
-        assert cover_step(5) not in succeeded(instance, first.run_id)
-        taken_first = workers_of_steps(instance, first.run_id)
-    assert sum(1 for url in cover_urls(postgres_url).values() if url) == 11
-
-    gemini.clear_rules()  # the model draws user 5 this time
+    gemini.clear_rules()  # the model draws the user this time
+    paid_before = {u.id: gemini.requests_for(title(u.id)) for u in USERS}
     again = deployment.reexecute(first.run_id)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     second = deployment.runs()[-1]
     with deployment.instance() as instance:
         taken_second = workers_of_steps(instance, second.run_id)
-    # Only user 5 and the month's record ran again, on the workers; the record read the other
-    # 11 users' records that the first run's steps wrote to S3, from whichever worker.
-    assert {step for step, _ in taken_second} == {cover_step(5), "passport_covers.record_month"}
-    assert {worker for step, worker in taken_first if "generate" in step} == {"a", "b"}
+    # Only the failed user and the month's record ran again, on the machine left; the record
+    # read the other 11 users' records that the first run's steps wrote to S3, from both
+    # machines.
+    assert set(taken_second) == {(cover_step(failing), "b"), ("passport_covers.record_month", "b")}
     assert all(cover_urls(postgres_url).values())
-    assert gemini.requests_for(title(5)) == 2 + 1
-    assert all(gemini.requests_for(title(u.id)) == 1 for u in USERS if u.id != 5)
+    assert gemini.requests_for(title(failing)) == failing_paid + 1
+    others = [u.id for u in USERS if u.id != failing]
+    assert all(gemini.requests_for(title(user)) == paid_before[user] for user in others)
     progress = deployment.progress("2026-10")
     assert (progress["completed"], progress["failed"], progress["remaining"]) == (12, 0, 0)
+    assert progress["status"] == "success"
     assert progress["summary"]["total"] == 12
 
     # The broker's URL (it may hold a password) is in no run's config and no event.

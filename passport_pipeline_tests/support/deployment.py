@@ -247,6 +247,19 @@ class Deployment:
             )
 
     @contextmanager
+    def environment(self) -> Iterator[None]:
+        """This process's environment as the deployment's commands see it: for a command's
+        ``main`` called in this process where the command's start is not what a test checks."""
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self.env)
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    @contextmanager
     def instance(self) -> Iterator[DagsterInstance]:
         # The config reads DAGSTER_PG_URL from this process's environment.
         previous = os.environ.get("DAGSTER_PG_URL")
