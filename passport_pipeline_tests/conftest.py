@@ -15,7 +15,10 @@ from passport_pipeline_tests.support.postgres import (
     instance_slot,
 )
 
-pytest_plugins = ["passport_pipeline_tests.support.fixtures"]
+pytest_plugins = [
+    "passport_pipeline_tests.support.fixtures",
+    "passport_pipeline_tests.support.crash_safe_groups",
+]
 
 
 @pytest.hookimpl(trylast=True)

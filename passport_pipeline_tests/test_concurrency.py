@@ -73,7 +73,7 @@ def test_a_new_pool_limit_applies_to_the_next_run_without_a_deploy(deployment, g
     assert deployment.progress("2026-10")["max_in_flight"] == 2
     gemini.reset()
     gemini.answer_when_in_flight = 5
-    deployment.set_pool_limit(5, from_the_shell=True)
+    deployment.set_pool_limit(5)  # (the command's own start proven above)
     assert deployment.execute_month("2026-09").returncode == 0
     assert gemini.max_in_flight == 5
 

@@ -213,17 +213,12 @@ def test_an_older_month_run_after_a_newer_one_moves_no_passport_backwards(
     assert gemini.generate_requests == 3
 
 
-@pytest.mark.parametrize(
-    ("secret", "message"),
-    [
-        ("short", "PASSPORT_KEY_SECRET holds 5 characters: a cover key secret needs at least 16"),
-        ("a" * 15, "PASSPORT_KEY_SECRET holds 15 characters"),
-    ],
-)
-def test_a_weak_key_secret_fails_the_run_before_any_user_step(deployment, gemini, secret, message):
-    deployment.env["PASSPORT_KEY_SECRET"] = secret
+def test_a_weak_key_secret_fails_the_run_before_any_user_step(deployment, gemini):
+    # (Where the bar is, 15 characters refused, is resources/test_image_store.py's.)
+    deployment.env["PASSPORT_KEY_SECRET"] = "short"
     completed = deployment.execute_month("2026-10")
     assert completed.returncode != 0
+    message = "PASSPORT_KEY_SECRET holds 5 characters: a cover key secret needs at least 16"
     assert message in completed.stdout + completed.stderr
     [run] = deployment.runs()
     assert deployment.step_keys(run.run_id, DagsterEventType.STEP_START) == [
