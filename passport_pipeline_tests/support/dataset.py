@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.pool import NullPool
 
 from passport_pipeline import app_schema as t
 from passport_pipeline.app_data import AppRows, write_app_rows
@@ -50,8 +52,13 @@ def write_dataset(url: str, users: list[UserRow]) -> None:
 
 def cover_urls(url: str) -> dict[int, str | None]:
     """user id → the cover URL on the user's passport."""
-    engine = create_engine(url)
-    with engine.connect() as conn:
+    with _reader(url).connect() as conn:
         rows = conn.execute(t.passports.select()).mappings().all()
-    engine.dispose()
     return {row["user_id"]: row["cover_image_url"] for row in rows}
+
+
+@lru_cache(maxsize=64)
+def _reader(url: str) -> Engine:
+    """One engine a database (tests poll passports many times a second); it keeps no
+    connection between reads, so the database can be dropped after the test."""
+    return create_engine(url, poolclass=NullPool)
