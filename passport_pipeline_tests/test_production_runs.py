@@ -142,8 +142,8 @@ def test_refused_users_are_named_without_failing_the_month_and_a_later_launch_as
 @pytest.mark.parametrize(
     ("month", "message"),
     [
-        # Not a month key: Dagster refuses it before it creates a run (as it does "October"
-        # or "2026-10 ": its own parse of the key, one command start each).
+        # Not a month key: Dagster's own parse refuses it before it creates a run (the suite
+        # also ran "October" and "2026-10 " until 2026-12: the same refusal, a command each).
         ("2026-13", "time data '2026-13' does not match format"),
         # A month key, but not a partition yet: the first step refuses it.
         ("2031-01", "2031-01 is not a month this job covers: months run from 2024-01"),

@@ -4,7 +4,7 @@ A test past pytest-timeout's limit (``pyproject.toml``) is ended by killing its 
 reports the test as failed by name and starts a new worker. pytest-xdist 3.8's group scheduler
 then puts the dead worker's whole workload back in its queue, tests already run included. A
 unit with nothing left to run is sent to the new worker as an empty batch, which never reports
-back: the suite waits forever (a CI run once stalled this way at 868 of 870 tests).
+back: the suite waits forever (reproduced here: one hanging test under `-n 4 --dist loadgroup`).
 
 Here only what the dead worker had not run goes back in the queue, and not the test it died
 in: that test is already reported failed, and would most likely hang again. And a worker is
