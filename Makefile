@@ -10,19 +10,26 @@ DEMO_MONTH ?= 2026-10
 DEMO_ENV = PASSPORT_HOME=$${PASSPORT_HOME:-$(DEMO_HOME)} \
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(DEMO_HOME)/dagster}
 
-.PHONY: install browser demo test test-internals lint dev bench clean
+.PHONY: install bytecode browser demo test test-internals lint dev bench clean
 
 # pip installs uv, and uv the project: the same packages from PyPI in seconds instead of about a
-# minute with pip (a clean clone's `make test` pays it each time).
+# minute with pip (a clean clone's `make test` pays it each time). Compiled at install: where
+# PYTHONDONTWRITEBYTECODE is set (this machine, CI) no process ever writes a .pyc, and every
+# process would compile what it imports from source (the suite took 689 s instead of 461 s).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet 'uv>=0.9,<1'
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) bytecode
 
-demo: $(STAMP)
+# The checkout's own modules, compiled for the same reason (about 0.15 s of CPU per process);
+# only what changed since is compiled again.
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q passport_pipeline passport_pipeline_tests bench
+
+demo: $(STAMP) bytecode
 	@$(DEMO_ENV) sh -c 'mkdir -p "$$DAGSTER_HOME" && cp dagster.yaml "$$DAGSTER_HOME/dagster.yaml" && \
 		echo "Embedded home: $$PASSPORT_HOME (Dagster instance: $$DAGSTER_HOME)"'
 	$(DEMO_ENV) $(BIN)/python -m passport_pipeline.demo.seed
@@ -49,17 +56,17 @@ browser:
 # Four workers on two cores: the suite keeps both cores busy (six workers were slower). The 15
 # slowest tests are printed at the end.
 PYTEST_WORKERS ?= 4
-test: $(STAMP) browser prometheus
+test: $(STAMP) bytecode browser prometheus
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 # The tripwires of the Dagster internals we use (dagster_internals.py): run these first when the
 # dagster pins move; they say by name what an upgrade broke.
-test-internals: $(STAMP)
+test-internals: $(STAMP) bytecode
 	$(BIN)/pytest -m internals
 
-dev: $(STAMP)
+dev: $(STAMP) bytecode
 	@$(DEMO_ENV) sh -c 'mkdir -p "$$DAGSTER_HOME" && cp dagster.yaml "$$DAGSTER_HOME/dagster.yaml"'
 	$(DEMO_ENV) $(BIN)/dagster dev
 
@@ -77,7 +84,7 @@ prometheus:
 		fi; \
 	fi
 
-bench: $(STAMP)
+bench: $(STAMP) bytecode
 	$(BIN)/python bench/run_bench.py
 
 clean:
