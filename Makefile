@@ -15,7 +15,7 @@ DEMO_ENV = PASSPORT_HOME=$${PASSPORT_HOME:-$(DEMO_HOME)} \
 # pip installs uv, and uv the project: the same packages from PyPI in seconds instead of about a
 # minute with pip (a clean clone's `make test` pays it each time). Compiled at install: where
 # PYTHONDONTWRITEBYTECODE is set (this machine, CI) no process ever writes a .pyc, and every
-# process would compile what it imports from source (the suite took 689 s instead of 461 s).
+# process would compile what it imports from source (a fresh clone's suite took 689 s so).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet 'uv>=0.9,<1'
@@ -53,7 +53,7 @@ browser:
 		fi; \
 	fi
 
-# Four workers on two cores: the suite keeps both cores busy (six workers were slower). The 15
+# Four workers on two cores: the suite keeps both cores busy (five and six were slower). The 15
 # slowest tests are printed at the end.
 PYTEST_WORKERS ?= 4
 test: $(STAMP) bytecode browser prometheus
