@@ -268,16 +268,8 @@ class Deployment:
         connect per call, so a kept instance holds no connection between reads)."""
         if self._instance is None:
             # The config reads DAGSTER_PG_URL from this process's environment.
-            previous = os.environ.get("DAGSTER_PG_URL")
-            if "DAGSTER_PG_URL" in self.env:
-                os.environ["DAGSTER_PG_URL"] = self.env["DAGSTER_PG_URL"]
-            try:
+            with self.environment():
                 self._instance = DagsterInstance.from_config(str(self.dagster_home))
-            finally:
-                if previous is None:
-                    os.environ.pop("DAGSTER_PG_URL", None)
-                else:
-                    os.environ["DAGSTER_PG_URL"] = previous
             weakref.finalize(self, self._instance.dispose)
         yield self._instance
 
