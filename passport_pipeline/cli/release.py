@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if run.status.value in NOT_BEGUN:
             message = f"Run {run.run_id} never started ({run.status.value}); canceled by hand."
-            instance.report_run_canceled(run, message=message)
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            instance.report_run_canceled(run, message=message)
             print(f"run {run.run_id} never started ({run.status.value}): marked canceled")
             return 0
         verdict = judge(instance, run)

@@ -41,14 +41,17 @@ WATCH_INTERVAL_S = 15
 
 
 def release(instance: DagsterInstance, run: DagsterRun, reason: str) -> None:
-    """Fail ``run`` (if it is not finished) with ``reason`` and free its slots and claims."""
+    """Free ``run``'s slots and claims, then fail it (if it is not finished) with ``reason``.
+
+    Freed first, so that a run shown failed holds nothing, and so that a release interrupted
+    between the two leaves the run STARTED, where the next release finds it again."""
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     if not run.is_finished:
         instance.report_run_failed(
             run,
             f"Run {run.run_id} marked failed: {reason}. Its pool slots and queued claims are "
             "freed. Re-execute it from failure, or launch the month again.",
         )
-    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
 
 
 def release_dead_runs(instance: DagsterInstance) -> list[str]:
