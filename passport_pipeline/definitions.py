@@ -20,6 +20,7 @@ from passport_pipeline.covers.schedule import monthly_covers_schedule
 from passport_pipeline.covers.stopped import stopped_month_sensors
 from passport_pipeline.covers.unstarted_steps import record_unstarted_user_steps
 from passport_pipeline.execution.executor import covers_executor
+from passport_pipeline.execution.long_lived_heap import freeze_long_lived_heap
 from passport_pipeline.execution.run_health import dead_runs_sensor
 from passport_pipeline.execution.run_hooks import RunHooks
 from passport_pipeline.resources.app_db import AppDatabase
@@ -152,3 +153,5 @@ def _batch_sensors(settings: Settings) -> list:
 
 
 defs = build_definitions(load_settings())
+# What the code location loaded lives as long as the process (execution/long_lived_heap.py).
+freeze_long_lived_heap()

@@ -35,6 +35,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 from passport_pipeline.covers.unstarted_steps import record_stopped_run_users
 from passport_pipeline.dagster_internals import InstanceRef
+from passport_pipeline.execution.long_lived_heap import freeze_long_lived_heap
 from passport_pipeline.execution.sqlite_storage import embedded_storage_defaults
 
 # The events that end a run as stopped short (failed or canceled).
@@ -75,3 +76,9 @@ class PassportInstance(DagsterInstance):
                     f"could not record the never-started users of run {event.run_id}: {error}"
                 )
         super().handle_new_event(event, **kwargs)
+
+
+# Imported by every process that opens the deployment's instance (the webserver and the daemon
+# too), after Dagster itself: what is loaded by now lives as long as the process
+# (execution/long_lived_heap.py).
+freeze_long_lived_heap()
