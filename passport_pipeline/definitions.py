@@ -1,7 +1,9 @@
 """The code location: one Definitions with the cover job, its schedule, resources and executor.
 
 Everything environment-dependent comes from ``settings.load_settings()``; building the
-definitions opens no connection and writes no file.
+definitions opens no connection and writes no file. Its one effect on the importing process is
+on purpose: what the process loaded is frozen out of the garbage collector's reach
+(``execution/long_lived_heap.py``).
 """
 
 from __future__ import annotations
