@@ -1,4 +1,4 @@
-"""The step processes' preload list follows the configured resources."""
+"""The step processes' preload list follows the configured resources; loaded heaps are frozen."""
 
 from __future__ import annotations
 
