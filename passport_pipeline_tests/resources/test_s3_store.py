@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from dagster import MetadataValue, build_resources
+from dagster import MetadataValue, UrlMetadataValue, build_resources
 from dagster_aws.s3 import S3Resource
 
 from passport_pipeline.definitions import image_store_for
@@ -165,7 +165,14 @@ def test_a_private_cover_is_previewed_through_a_presigned_link_that_expires(stor
     # What the operator's browser does with it: a plain GET over HTTP.
     answer = requests.get(src, timeout=10)
     assert (answer.status_code, answer.content) == (200, PNG)
-    assert store.cover_metadata(stored.url) == {"cover": MetadataValue.url(src)}
+    # The step's metadata links the same object the same way: signed when it is asked for, so
+    # its expiry may be a second later than the link above.
+    metadata = store.cover_metadata(stored.url)
+    assert set(metadata) == {"cover"} and isinstance(metadata["cover"], UrlMetadataValue)
+    link = metadata["cover"].url
+    assert urlparse(link).path == f"/{bucket}/covers/2026-10/abc.png"
+    assert signed_for_seconds(link) == pytest.approx(PRESIGNED_URL_TTL_S, abs=120)
+    assert requests.get(link, timeout=10).content == PNG
 
 
 def test_a_cover_under_the_public_base_is_previewed_at_its_public_url(moto_s3, bucket):
