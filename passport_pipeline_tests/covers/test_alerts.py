@@ -21,8 +21,9 @@ from passport_pipeline.covers.names import HALT_TAG, JOB_NAME
 from passport_pipeline.covers.policies import cover_retry_policy
 from passport_pipeline.definitions import build_definitions, defs
 from passport_pipeline.settings import SettingsError, load_settings
-from passport_pipeline_tests.support.alert_peers import SlackServer, SmtpServer, free_port
+from passport_pipeline_tests.support.alert_peers import SlackServer, SmtpServer
 from passport_pipeline_tests.support.dataset import UserRow, october, write_dataset
+from passport_pipeline_tests.support.deployment import free_port
 from passport_pipeline_tests.support.launch import local_resources_for
 
 UI = "http://127.0.0.1:3000"

@@ -15,20 +15,12 @@ from __future__ import annotations
 import asyncio
 import email
 import json
-import socket
 import threading
 from email.message import EmailMessage
 from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
-
-
-def free_port() -> int:
-    """A port nothing listens on (a closed port until something binds it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class SmtpServer:

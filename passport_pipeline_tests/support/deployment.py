@@ -11,6 +11,8 @@ unless a test names another,
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import os
 import signal
@@ -347,10 +349,40 @@ def kill_pid_with_children(pid: int, reap: subprocess.Popen | None = None) -> No
     psutil.wait_procs(group, timeout=30)
 
 
+# Ports for the servers a test starts in another process (webserver, exporter, Prometheus):
+# outside the kernel's ephemeral range, in a block for each xdist worker (up to 8 workers).
+_PORT_BLOCK = 1000
+_next_ports = itertools.count()
+
+
+@functools.cache
+def _first_test_port() -> int:
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    if low - 1024 >= 8 * _PORT_BLOCK:
+        return low - 8 * _PORT_BLOCK
+    if 65535 - high >= 8 * _PORT_BLOCK:
+        return high + 1
+    raise RuntimeError(f"no room for test ports beside the ephemeral range {low}-{high}")
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port nothing uses now, that nothing but this test will take before its server binds it.
+
+    A port the kernel handed out (``bind`` to port 0) goes back to its ephemeral range, where
+    the next outgoing connection of any process may take it before the server binds it: a full
+    suite once failed so ("cannot listen on 0.0.0.0:46335: Address already in use"). Ports here
+    come from outside that range, from this worker's own block, each checked free."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = _first_test_port() + (int(worker) if worker.isdigit() else 0) % 8 * _PORT_BLOCK
+    for _ in range(_PORT_BLOCK):
+        port = first + next(_next_ports) % _PORT_BLOCK
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                continue  # a service of the machine's, or a server still closing
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + _PORT_BLOCK - 1}")
 
 
 def _wait_for_location(url: str, process: subprocess.Popen, timeout: float) -> None:
