@@ -11,15 +11,16 @@ defaults in a temporary home:
 - ``dagster job execute`` of the demo month, every cover already stored (the first run, not
   timed, drew them): the whole run, nothing paid.
 
-Prints the median CPU (user + system, the process and its children) of each and the ratio.
+Prints the median CPU (user + system of the whole process tree, ``bench/reaper.py``) of each
+and the ratio.
 About a minute; the machine should be otherwise idle.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -32,13 +33,14 @@ BIN = Path(sys.executable).parent
 MONTH = "2026-10"
 
 
-def cpu_of(command: list[str], env: dict[str, str]) -> float:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+def cpu_of(command: list[str], env: dict[str, str], out: Path) -> float:
+    """The user + system CPU of ``command``'s whole process tree (bench/reaper.py)."""
+    reaper = [sys.executable, str(REPO / "bench" / "reaper.py"), str(out), "--"]
+    completed = subprocess.run(reaper + command, cwd=REPO, env=env, capture_output=True, text=True)
     if completed.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{completed.stderr[-3000:]}")
-    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    usage = json.loads(out.read_text())
+    return usage["utime"] + usage["stime"]
 
 
 def main() -> None:
@@ -62,8 +64,9 @@ def main() -> None:
             *("-j", "monthly_passport_covers", "--tags", f'{{"dagster/partition": "{MONTH}"}}'),
             *("-c", str(REPO / "passport_pipeline/demo/quiet_console.yaml")),
         ]
-        cpu_of([sys.executable, "-m", "passport_pipeline.demo.seed"], env)
-        cpu_of(run, env)  # draws and stores the month's covers: later runs reuse them
+        usage = root / "usage.json"
+        cpu_of([sys.executable, "-m", "passport_pipeline.demo.seed"], env, usage)
+        cpu_of(run, env, usage)  # draws and stores the month's covers: later runs reuse them
         commands = {
             "import the definitions, exit": [
                 sys.executable,
@@ -77,7 +80,7 @@ def main() -> None:
             cpu: dict[str, list[float]] = {name: [] for name in variants}
             for _ in range(args.trials):
                 for name, variant_env in variants.items():
-                    cpu[name].append(cpu_of(command, variant_env))
+                    cpu[name].append(cpu_of(command, variant_env, usage))
             frozen, unfrozen = (statistics.median(cpu[name]) for name in ("frozen", "unfrozen"))
             print(
                 f"{label}: frozen {frozen:.2f} s CPU, unfrozen {unfrozen:.2f} s "

@@ -7,10 +7,11 @@ loaded. CPython's cycle collector walks every object it tracks at each full coll
 again when the interpreter exits. ``gc.freeze()`` moves the objects that exist now into a
 permanent generation that collections skip; objects made afterwards are collected as before.
 
-Measured here (``bench/probe_frozen_heap_cpu.py``, medians of 5): importing the definitions and
-exiting took 2.20 s of CPU, 1.33 s frozen (1.25 s with ``os._exit``, which skips the exit's
-collections); a month's run whose 23 covers were all stored, 4.98 s and 4.50 s. A whole test
-suite, whose processes live longer and collect more, went from 883-890 s of CPU to 616-660 s.
+Measured here: ``bench/probe_frozen_heap_cpu.py`` (medians of 5) gave 2.83 s of CPU for
+importing the definitions and exiting, 1.64 s frozen; 5.57 s and 4.59 s for a month's run whose
+23 covers were all stored. Ending the import's process with ``os._exit``, which skips the exit's
+collections, took it from 2.02 s to 1.25 s (medians of 6, another time). A whole test suite,
+whose processes live longer and collect more, went from 883-890 s of CPU to 561-699 s.
 
 The cost: reference counting still frees a frozen object no longer used, but a reference cycle
 that is already garbage when the heap is frozen is never freed. Freezing again later moves only
